@@ -1,0 +1,5 @@
+import sys
+
+from detcore.cli import main
+
+sys.exit(main())
