@@ -72,12 +72,19 @@ def torch_save(path: str | Path, obj: Any) -> Path:
 
 
 def append_jsonl(path: str | Path, record: dict) -> None:
-    """Append one JSON object as one complete line (single write + fsync)."""
+    """Append one JSON object as one complete line (single write + fsync).
+
+    If a previous writer was killed mid-line, the torn fragment is first closed with a newline so
+    the new record starts on a line of its own instead of being glued to the garbage.
+    """
     line = (json.dumps(record, allow_nan=False) + "\n").encode("utf-8")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
     try:
+        size = os.fstat(fd).st_size
+        if size and os.pread(fd, 1, size - 1) != b"\n":
+            line = b"\n" + line
         os.write(fd, line)
         os.fsync(fd)
     finally:
@@ -85,7 +92,7 @@ def append_jsonl(path: str | Path, record: dict) -> None:
 
 
 def read_jsonl(path: str | Path) -> list[dict]:
-    """Read every complete line; a torn last line (no newline, bad JSON) is ignored."""
+    """Read every complete JSON line; torn lines (no newline, bad JSON) are skipped."""
     path = Path(path)
     if not path.exists():
         return []
@@ -94,6 +101,8 @@ def read_jsonl(path: str | Path) -> list[dict]:
         for raw in f:
             if not raw.endswith(b"\n"):
                 break
+            if not raw.strip():
+                continue
             try:
                 out.append(json.loads(raw))
             except json.JSONDecodeError:
