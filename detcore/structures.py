@@ -92,6 +92,8 @@ class ParsedDataset:
     classes: list[str]
     samples: list[Sample]
     problems: list[Problem] = field(default_factory=list)
+    # Format-specific facts a reader keeps, e.g. COCO "category_ids" (class index -> category id).
+    meta: dict[str, Any] = field(default_factory=dict)
 
     @property
     def num_images(self) -> int:
