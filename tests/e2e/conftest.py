@@ -1,0 +1,152 @@
+"""Browser tests: the real app (`streamlit run app.py`) driven by Debian's Chromium through Playwright.
+
+One server per test session, on a free port, with its own DETBOARD_DATA / DETBOARD_RUNS / TORCH_HOME
+temp dirs so nothing touches ./data or ./runs. Screenshots go to ``test-artifacts/`` (gitignored).
+Without /usr/bin/chromium the tests skip with the reason, unless CI is set — there a missing
+browser is a broken machine and fails.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = REPO / "test-artifacts"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--no-first-run"]
+# A page run that ends with none of these is broken for the user (Streamlit's exception box).
+EXCEPTION_SELECTOR = '[data-testid="stException"]'
+
+
+def pytest_collection_modifyitems(config, items):
+    if CHROMIUM.exists():
+        return
+    reason = f"{CHROMIUM} not found: install Debian's chromium (apt-get install chromium) to run browser tests"
+    if os.environ.get("CI"):
+        raise pytest.UsageError(f"CI is set but {reason}")
+    for item in items:
+        if "e2e" in item.keywords:
+            item.add_marker(pytest.mark.skip(reason=reason))
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_healthy(url: str, proc: subprocess.Popen, log: Path, timeout_s: float = 90) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"streamlit exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.3)
+    raise RuntimeError(f"streamlit not healthy after {timeout_s}s:\n{log.read_text()[-3000:]}")
+
+
+@pytest.fixture(scope="session")
+def app_roots(tmp_path_factory) -> dict[str, Path]:
+    """DATA / RUNS / TORCH_HOME for the server, with a small demo dataset already generated
+    (the app would generate the full 400-image one on first launch; 48 keep the suite fast)."""
+    base = tmp_path_factory.mktemp("e2e")
+    roots = {"data": base / "data", "runs": base / "runs", "torch_home": base / "torch_home"}
+    for p in roots.values():
+        p.mkdir()
+    from detcore.data.demo import generate_demo_dataset
+
+    generate_demo_dataset(roots["data"] / "demo", n_images=48, seed=0)
+    return roots
+
+
+@pytest.fixture(scope="session")
+def app_url(app_roots) -> str:
+    port = _free_port()
+    env = dict(os.environ, DETBOARD_DATA=str(app_roots["data"]), DETBOARD_RUNS=str(app_roots["runs"]),
+               TORCH_HOME=str(app_roots["torch_home"]), PYTHONUNBUFFERED="1")
+    log = app_roots["data"].parent / "streamlit.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
+             "--server.port", str(port), "--server.address", "127.0.0.1",
+             "--browser.gatherUsageStats", "false"],
+            cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_healthy(url, proc, log)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+@pytest.fixture(scope="session")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+@pytest.fixture
+def page(browser, request):
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    p = context.new_page()
+    p.set_default_timeout(30_000)
+    yield p
+    if getattr(request.node, "rep_call", None) is not None and request.node.rep_call.failed:
+        ARTIFACTS.mkdir(exist_ok=True)
+        p.screenshot(path=str(ARTIFACTS / f"FAILED-{request.node.name}.png"), full_page=True)
+    context.close()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    report = yield
+    setattr(item, f"rep_{report.when}", report)
+    return report
+
+
+def wait_for_run(page, *, timeout_ms: int = 60_000) -> None:
+    """Wait until Streamlit has finished the current script run (the 'Running…' widget is gone)."""
+    page.wait_for_selector('[data-testid="stApp"]', timeout=timeout_ms)
+    page.wait_for_timeout(300)  # let a rerun triggered by the last interaction start
+    page.wait_for_function(
+        """() => !document.querySelector('[data-testid="stStatusWidget"] [data-testid="stStatusWidgetRunningIcon"]')
+                 && !document.querySelector('[data-testid="stSpinner"]')""",
+        timeout=timeout_ms,
+    )
+
+
+def open_app_page(page, app_url: str, url_path: str, title: str) -> None:
+    page.goto(f"{app_url}/{url_path}")
+    page.get_by_role("heading", name=title, level=1).wait_for(timeout=90_000)
+    wait_for_run(page)
+
+
+def screenshot(page, name: str) -> Path:
+    ARTIFACTS.mkdir(exist_ok=True)
+    path = ARTIFACTS / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    return path

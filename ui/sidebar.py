@@ -1,0 +1,49 @@
+"""The sidebar every page shares: which dataset and which run the pages are working on."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import streamlit as st
+
+from detcore import paths
+from ui import state
+from ui.loaders import run_listing
+
+_PICKER_KEY = "_sidebar_run_picker"
+
+
+def _on_run_picked() -> None:
+    state.set_current_run(st.session_state[_PICKER_KEY])
+
+
+def run_picker_ui() -> Path | None:
+    """Select box over the runs on disk; defaults to the newest and follows ``state.RUN_KEY``."""
+    runs = run_listing(str(paths.runs_root()))
+    if not runs:
+        st.caption("No runs yet — train one on the **Train** page.")
+        state.set_current_run(None)
+        return None
+    by_path = {r["path"]: r for r in runs}
+    current = state.current_run_dir()
+    if current is None or str(current) not in by_path:
+        state.set_current_run(runs[0]["path"])
+    # Syncing the widget before it is drawn lets any page change the run with state.set_current_run.
+    st.session_state[_PICKER_KEY] = str(state.current_run_dir())
+    st.selectbox(
+        "Run",
+        options=list(by_path),
+        format_func=lambda p: f"{by_path[p]['name']} · {by_path[p]['status']}",
+        key=_PICKER_KEY,
+        on_change=_on_run_picked,
+    )
+    return state.current_run_dir()
+
+
+def sidebar_ui() -> None:
+    with st.sidebar:
+        st.markdown("### detboard")
+        dataset = state.current_dataset_path()
+        st.markdown(f"**Dataset:** `{dataset.name}`")
+        st.caption(str(dataset))
+        run_picker_ui()
