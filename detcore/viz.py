@@ -1,0 +1,291 @@
+"""Pictures and charts shared by the pages and the CLI: boxes/masks drawn on images (PIL → RGB
+numpy) and plotly figure builders. Inputs are plain numpy/pandas/dicts — never torch — and nothing
+here imports Streamlit, so the same figure can be shown in the app or written to HTML by a script.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable, Mapping, Sequence
+
+import numpy as np
+import plotly.graph_objects as go
+from PIL import Image, ImageDraw, ImageFont
+
+from detcore.structures import Detections, Sample
+
+# Colour-blind-friendly categorical palette (Okabe–Ito first, then Tableau): class i always gets
+# the same colour in every picture and chart of a dataset.
+PALETTE = [
+    (230, 159, 0), (86, 180, 233), (0, 158, 115), (240, 228, 66), (0, 114, 178), (213, 94, 0),
+    (204, 121, 167), (148, 103, 189), (140, 86, 75), (127, 127, 127), (188, 189, 34), (23, 190, 207),
+]
+MASK_ALPHA = 0.45
+
+
+def class_colors(classes: Sequence[str]) -> dict[str, tuple[int, int, int]]:
+    """Class name → RGB, stable by class index (cycles past the palette with a hue shift)."""
+    out = {}
+    for i, name in enumerate(classes):
+        r, g, b = PALETTE[i % len(PALETTE)]
+        shift = (i // len(PALETTE)) * 47
+        out[name] = ((r + shift) % 256, (g + 2 * shift) % 256, (b + 3 * shift) % 256)
+    return out
+
+
+def rgb_hex(rgb: tuple[int, int, int]) -> str:
+    return "#{:02x}{:02x}{:02x}".format(*rgb)
+
+
+def _class_name(classes: Sequence[str], label: int) -> str:
+    return classes[label] if 0 <= label < len(classes) else f"class {label}"
+
+
+def _overlay_masks(img: Image.Image, masks: np.ndarray, colours: list[tuple[int, int, int]]) -> Image.Image:
+    base = np.asarray(img, dtype=np.float32)
+    for mask, colour in zip(masks, colours):
+        m = np.asarray(mask, dtype=bool)
+        if m.shape != base.shape[:2]:
+            continue  # a mask for another resolution would be drawn in the wrong place
+        base[m] = base[m] * (1 - MASK_ALPHA) + np.asarray(colour, np.float32) * MASK_ALPHA
+    return Image.fromarray(base.clip(0, 255).astype(np.uint8), "RGB")
+
+
+def _draw_boxes(img: Image.Image, boxes: np.ndarray, captions: list[str], colours: list[tuple[int, int, int]],
+                *, dashed: Sequence[bool] | None = None) -> Image.Image:
+    draw = ImageDraw.Draw(img)
+    font = ImageFont.load_default()
+    width = max(1, round(min(img.size) / 200))
+    for k, (box, caption, colour) in enumerate(zip(boxes, captions, colours)):
+        x0, y0, x1, y1 = (float(v) for v in box)
+        if dashed is not None and dashed[k]:
+            _dashed_rectangle(draw, (x0, y0, x1, y1), colour, width)
+        else:
+            draw.rectangle((x0, y0, x1, y1), outline=colour, width=width)
+        if caption:
+            tx0, ty0, tx1, ty1 = draw.textbbox((0, 0), caption, font=font)
+            th, tw = ty1 - ty0 + 2, tx1 - tx0 + 4
+            ty = y0 - th if y0 - th >= 0 else y0  # above the box unless it would leave the image
+            draw.rectangle((x0, ty, x0 + tw, ty + th), fill=colour)
+            text_colour = (0, 0, 0) if sum(colour) > 380 else (255, 255, 255)
+            draw.text((x0 + 2, ty + 1 - ty0), caption, fill=text_colour, font=font)
+    return img
+
+
+def _dashed_rectangle(draw: ImageDraw.ImageDraw, box, colour, width: int, dash: float = 4.0) -> None:
+    x0, y0, x1, y1 = box
+    for (ax, ay, bx, by) in ((x0, y0, x1, y0), (x1, y0, x1, y1), (x1, y1, x0, y1), (x0, y1, x0, y0)):
+        length = max(abs(bx - ax), abs(by - ay))
+        steps = max(1, int(length // (2 * dash)))
+        for s in range(steps):
+            t0, t1 = (2 * s) / (2 * steps), (2 * s + 1) / (2 * steps)
+            draw.line((ax + (bx - ax) * t0, ay + (by - ay) * t0, ax + (bx - ax) * t1, ay + (by - ay) * t1),
+                      fill=colour, width=width)
+
+
+def draw_detections(image: np.ndarray, dets: Detections, classes: Sequence[str], *,
+                    show_scores: bool = True) -> np.ndarray:
+    """Return a copy of ``image`` (H, W, 3 uint8) with boxes, captions and semi-transparent masks."""
+    img = Image.fromarray(np.asarray(image, dtype=np.uint8), "RGB")
+    palette = class_colors(classes)
+    colours = [palette.get(_class_name(classes, int(l)), PALETTE[-1]) for l in dets.labels]
+    if dets.masks is not None and len(dets.masks):
+        img = _overlay_masks(img, dets.masks, colours)
+    captions = [
+        f"{_class_name(classes, int(l))} {s:.2f}" if show_scores else _class_name(classes, int(l))
+        for l, s in zip(dets.labels, dets.scores)
+    ]
+    return np.asarray(_draw_boxes(img, dets.boxes, captions, colours))
+
+
+def draw_ground_truth(image: np.ndarray, sample: Sample, classes: Sequence[str]) -> np.ndarray:
+    """Ground truth on ``image``: boxes with class names (difficult objects dashed), instance masks
+    from Penn-Fudan mask files and COCO polygons when the sample has them."""
+    img = Image.fromarray(np.asarray(image, dtype=np.uint8), "RGB")
+    palette = class_colors(classes)
+    colours = [palette.get(_class_name(classes, int(l)), PALETTE[-1]) for l in sample.labels]
+    masks = _ground_truth_masks(sample, img.size)
+    if masks is not None:
+        img = _overlay_masks(img, masks, colours)
+    captions = [_class_name(classes, int(l)) for l in sample.labels]
+    return np.asarray(_draw_boxes(img, sample.boxes, captions, colours, dashed=list(sample.difficult)))
+
+
+def _ground_truth_masks(sample: Sample, size: tuple[int, int]) -> np.ndarray | None:
+    w, h = size
+    if sample.mask_path is not None and sample.mask_ids:
+        try:
+            ids = np.asarray(Image.open(sample.mask_path))
+        except OSError:
+            return None  # the reader already reported an unreadable mask; boxes still show
+        return np.stack([ids == i for i in sample.mask_ids]) if ids.shape == (h, w) else None
+    if sample.segmentations:
+        out = np.zeros((len(sample.segmentations), h, w), dtype=bool)
+        for k, seg in enumerate(sample.segmentations):
+            if isinstance(seg, list):  # COCO polygons; RLE is left to the box outline
+                canvas = Image.new("1", (w, h), 0)
+                for poly in seg:
+                    if len(poly) >= 6:
+                        ImageDraw.Draw(canvas).polygon([float(v) for v in poly], fill=1)
+                out[k] = np.asarray(canvas, dtype=bool)
+        return out
+    return None
+
+
+# ---------------------------------------------------------------- plotly figure builders
+
+def _layout(fig: go.Figure, *, title: str, x: str, y: str) -> go.Figure:
+    fig.update_layout(title=title, xaxis_title=x, yaxis_title=y, template="plotly_white",
+                      margin=dict(l=50, r=20, t=50, b=45), legend=dict(orientation="h", y=-0.2))
+    return fig
+
+
+def loss_curves_figure(events: Iterable[Mapping]) -> go.Figure:
+    """Training loss (total and per component) by global step, and validation loss by epoch,
+    from ``events.jsonl`` records (``{"type": "step"|"epoch", ...}``)."""
+    steps = [e for e in events if e.get("type") in ("step", "epoch")]
+    step_rows = [e for e in steps if e["type"] == "step" and e.get("loss") is not None]
+    fig = go.Figure()
+    if step_rows:
+        x = [e.get("global_step", i) for i, e in enumerate(step_rows)]
+        fig.add_trace(go.Scatter(x=x, y=[e["loss"] for e in step_rows], name="loss", mode="lines",
+                                 line=dict(width=2, color="#222222")))
+        components = sorted({k for e in step_rows for k in (e.get("losses") or {})})
+        for k in components:
+            fig.add_trace(go.Scatter(x=x, y=[(e.get("losses") or {}).get(k) for e in step_rows], name=k,
+                                     mode="lines", line=dict(width=1), opacity=0.7))
+    epoch_rows = [e for e in steps if e["type"] == "epoch" and e.get("val_loss") is not None]
+    if epoch_rows:
+        fig.add_trace(go.Scatter(x=[_last_step_of_epoch(step_rows, e["epoch"]) for e in epoch_rows],
+                                 y=[e["val_loss"] for e in epoch_rows], name="validation loss",
+                                 mode="lines+markers", line=dict(dash="dash", color="#d62728")))
+    return _layout(fig, title="Loss", x="step", y="loss")
+
+
+def _last_step_of_epoch(step_rows: list[Mapping], epoch: int) -> int:
+    """Where an epoch's validation point sits on the step axis: the last step logged in it."""
+    done = [e.get("global_step", 0) for e in step_rows if e.get("epoch", 0) <= epoch]
+    return max(done) if done else epoch
+
+
+def epoch_metrics_figure(events: Iterable[Mapping], keys: Sequence[str] = ("AP", "AP50")) -> go.Figure:
+    rows = [e for e in events if e.get("type") == "epoch" and e.get("metrics")]
+    fig = go.Figure()
+    for k in keys:
+        fig.add_trace(go.Scatter(x=[e["epoch"] for e in rows], y=[e["metrics"].get(k) for e in rows],
+                                 name=k, mode="lines+markers"))
+    fig.update_yaxes(range=[0, 1])
+    return _layout(fig, title="Validation metrics", x="epoch", y="value")
+
+
+def class_balance_figure(counts: Mapping[str, int], classes: Sequence[str] | None = None) -> go.Figure:
+    """Objects per class as bars, with each bar's share of all objects on hover."""
+    names = list(classes) if classes is not None else list(counts)
+    values = [int(counts.get(n, 0)) for n in names]
+    total = max(1, sum(values))
+    palette = class_colors(names)
+    fig = go.Figure(go.Bar(
+        x=names, y=values, marker_color=[rgb_hex(palette[n]) for n in names],
+        text=[f"{v / total:.0%}" for v in values], textposition="outside",
+        hovertemplate="%{x}: %{y} objects (%{text})<extra></extra>"))
+    return _layout(fig, title="Objects per class", x="class", y="objects")
+
+
+def box_size_figure(*, widths: Sequence[float], heights: Sequence[float], labels: Sequence[int] | None = None,
+                    classes: Sequence[str] | None = None, nbins: int = 30) -> go.Figure:
+    """Histogram of box sqrt(area) in pixels — the size a detector's anchors must cover — per class."""
+    size = np.sqrt(np.asarray(widths, np.float64) * np.asarray(heights, np.float64))
+    fig = go.Figure()
+    if labels is None or classes is None:
+        fig.add_trace(go.Histogram(x=size, nbinsx=nbins, name="all"))
+    else:
+        labels = np.asarray(labels)
+        palette = class_colors(classes)
+        for i, name in enumerate(classes):
+            fig.add_trace(go.Histogram(x=size[labels == i], nbinsx=nbins, name=name, opacity=0.75,
+                                       marker_color=rgb_hex(palette[name])))
+        fig.update_layout(barmode="overlay")
+    for edge, name in ((32, "small/medium"), (96, "medium/large")):  # COCO's area ranges
+        fig.add_vline(x=edge, line_dash="dot", line_color="#888", annotation_text=name)
+    return _layout(fig, title="Box sizes", x="sqrt(box area) [px]", y="boxes")
+
+
+def pr_curve_figure(curves: Mapping[str, tuple[Sequence[float], Sequence[float]]], *,
+                    ap: Mapping[str, float | None] | None = None, iou: float = 0.5) -> go.Figure:
+    """Precision–recall per class: ``curves[name] = (recall, precision)``; legend shows AP if given."""
+    fig = go.Figure()
+    palette = class_colors(list(curves))
+    for name, (recall, precision) in curves.items():
+        label = name if not ap or ap.get(name) is None else f"{name} (AP {ap[name]:.3f})"
+        fig.add_trace(go.Scatter(x=list(recall), y=list(precision), name=label, mode="lines",
+                                 line=dict(color=rgb_hex(palette[name])),
+                                 hovertemplate="recall %{x:.3f}<br>precision %{y:.3f}<extra>" + name + "</extra>"))
+    fig.update_xaxes(range=[0, 1.01])
+    fig.update_yaxes(range=[0, 1.01])
+    return _layout(fig, title=f"Precision–recall (IoU {iou:g})", x="recall", y="precision")
+
+
+def f1_threshold_figure(curves: Mapping[str, tuple[Sequence[float], Sequence[float]]], *,
+                        chosen: Mapping[str, float] | None = None) -> go.Figure:
+    """F1 against score threshold per class: ``curves[name] = (thresholds, f1)``; ``chosen`` marks
+    the threshold in use for each class."""
+    fig = go.Figure()
+    palette = class_colors(list(curves))
+    for name, (thresholds, f1) in curves.items():
+        colour = rgb_hex(palette[name])
+        fig.add_trace(go.Scatter(x=list(thresholds), y=list(f1), name=name, mode="lines", line=dict(color=colour),
+                                 hovertemplate="threshold %{x:.3f}<br>F1 %{y:.3f}<extra>" + name + "</extra>"))
+        if chosen and name in chosen and len(thresholds):
+            t = float(chosen[name])
+            order = np.argsort(np.asarray(thresholds, float))
+            y = float(np.interp(t, np.asarray(thresholds, float)[order], np.asarray(f1, float)[order]))
+            fig.add_trace(go.Scatter(x=[t], y=[y], mode="markers", marker=dict(size=10, color=colour, symbol="x"),
+                                     name=f"{name} threshold {t:.2f}", showlegend=False))
+    fig.update_xaxes(range=[0, 1])
+    fig.update_yaxes(range=[0, 1.01])
+    return _layout(fig, title="F1 vs score threshold", x="score threshold", y="F1")
+
+
+def confusion_matrix_figure(matrix: np.ndarray, labels: Sequence[str], *, normalize: bool = False) -> go.Figure:
+    """Rows = ground truth, columns = prediction (``labels`` usually ends with "background")."""
+    m = np.asarray(matrix, dtype=np.float64)
+    shown = m / np.maximum(m.sum(axis=1, keepdims=True), 1) if normalize else m
+    text = [[f"{v:.2f}" if normalize else f"{int(v)}" for v in row] for row in shown]
+    fig = go.Figure(go.Heatmap(
+        z=shown, x=list(labels), y=list(labels), colorscale="Blues", text=text, texttemplate="%{text}",
+        customdata=m, hovertemplate="true %{y}<br>predicted %{x}<br>count %{customdata:.0f}<extra></extra>"))
+    fig.update_yaxes(autorange="reversed")
+    return _layout(fig, title="Confusion matrix", x="predicted", y="ground truth")
+
+
+def image_figure(image: np.ndarray, dets: Detections | None, classes: Sequence[str], *,
+                 ground_truth: Sample | None = None) -> go.Figure:
+    """The image with hoverable boxes: hovering a box shows its class and score. Ground truth,
+    if given, is drawn dashed with its own legend entries."""
+    img = np.asarray(image, dtype=np.uint8)
+    fig = go.Figure(go.Image(z=img, hoverinfo="skip"))
+    palette = class_colors(classes)
+    if ground_truth is not None:
+        for box, label in zip(ground_truth.boxes, ground_truth.labels):
+            name = _class_name(classes, int(label))
+            _add_box_trace(fig, box, colour=palette.get(name, PALETTE[-1]), hover=f"ground truth: {name}",
+                           dash="dash", group=f"gt {name}")
+    if dets is not None:
+        for box, label, score in zip(dets.boxes, dets.labels, dets.scores):
+            name = _class_name(classes, int(label))
+            _add_box_trace(fig, box, colour=palette.get(name, PALETTE[-1]), hover=f"{name}<br>score {score:.3f}",
+                           dash="solid", group=name)
+    h, w = img.shape[:2]
+    fig.update_xaxes(visible=False, range=[0, w])
+    fig.update_yaxes(visible=False, range=[h, 0], scaleanchor="x")
+    fig.update_layout(margin=dict(l=0, r=0, t=0, b=0), showlegend=False, template="plotly_white")
+    return fig
+
+
+def _add_box_trace(fig: go.Figure, box, *, colour, hover: str, dash: str, group: str) -> None:
+    x0, y0, x1, y1 = (float(v) for v in box)
+    r, g, b = colour
+    # A filled, almost transparent polygon makes the whole box area hoverable, not just its edge.
+    fig.add_trace(go.Scatter(
+        x=[x0, x1, x1, x0, x0], y=[y0, y0, y1, y1, y0], mode="lines", fill="toself",
+        fillcolor=f"rgba({r},{g},{b},0.08)", line=dict(color=f"rgb({r},{g},{b})", width=2, dash=dash),
+        hoveron="fills", text=hover, hoverinfo="text", name=group, legendgroup=group))
