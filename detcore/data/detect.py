@@ -1,0 +1,247 @@
+"""Find out what a dataset path holds, read it, and import zips safely.
+
+``load_dataset(path)`` accepts a folder (VOC, Penn-Fudan, or COCO with its JSON inside), a COCO
+``.json`` file, or a ``.zip`` of any of these. A folder whose only content is one sub-folder
+(``VOCdevkit/VOC2007``, a zip's top folder) is descended into. Zips are extracted once into
+``DATA/.imported/<name>-<digest>/`` by :func:`extract_zip_safely`, which refuses members that
+would escape the target (``..``, absolute paths, drive letters, symlinks) and enforces a file-count
+and a total-size limit from the headers and again while streaming (headers can lie).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+import stat
+import tempfile
+import zipfile
+import zlib
+from pathlib import Path
+
+from detcore.data.coco import load_coco_json
+from detcore.data.pennfudan import is_pennfudan_folder, load_pennfudan
+from detcore.data.voc import find_voc_layout, load_voc_folder
+from detcore.errors import DataError
+from detcore.paths import data_root
+from detcore.structures import ParsedDataset
+
+FORMATS = ("voc", "pennfudan", "coco")
+DEFAULT_MAX_FILES = 100_000
+DEFAULT_MAX_BYTES = 8 * 1024**3  # 8 GiB uncompressed: the full COCO train set fits, a zip bomb doesn't
+_CHUNK = 1 << 20
+_IGNORED_TOP = {"__MACOSX", ".DS_Store"}
+_DRIVE = re.compile(r"^[A-Za-z]:")
+
+
+# --- detection ----------------------------------------------------------------------------------
+
+def _coco_files(folder: Path) -> list[Path]:
+    """JSON files in ``folder`` or ``folder/annotations`` that start like COCO instances files."""
+    found = []
+    for where in (folder, folder / "annotations"):
+        if not where.is_dir():
+            continue
+        for path in sorted(where.glob("*.json")):
+            with open(path, "rb") as f:
+                head = f.read(1 << 16)
+            if b'"images"' in head or b'"annotations"' in head or b'"categories"' in head:
+                found.append(path)
+    return found
+
+
+def _visible_children(folder: Path) -> list[Path]:
+    return [p for p in folder.iterdir() if p.name not in _IGNORED_TOP and not p.name.startswith(".")]
+
+
+def resolve_dataset(path: str | Path, format: str = "auto") -> tuple[Path, str]:
+    """(folder or JSON file to read, format). Descends through single sub-folders (up to 3 levels)."""
+    path = Path(path)
+    if format not in ("auto", *FORMATS):
+        raise DataError(path, f"unknown format {format!r}; choose auto, {', '.join(FORMATS)}")
+    if not path.exists():
+        raise DataError(path, "no such file or folder")
+    if path.is_file():
+        if path.suffix.lower() == ".json" and format in ("auto", "coco"):
+            return path, "coco"
+        raise DataError(path, "expected a dataset folder, a COCO .json or a .zip")
+    folder = path
+    for _ in range(4):
+        found = _formats_in(folder)
+        if format != "auto":
+            found = {k: v for k, v in found.items() if k == format}
+        if len(found) == 1:
+            fmt, target = next(iter(found.items()))
+            return target, fmt
+        if len(found) > 1:
+            raise DataError(folder, f"holds several formats ({', '.join(sorted(found))}); pass --format")
+        children = _visible_children(folder)
+        if len(children) != 1 or not children[0].is_dir():
+            break
+        folder = children[0]
+    wanted = "any known format" if format == "auto" else f"a {format} dataset"
+    raise DataError(path, f"found no {wanted}: expected annotations/+images/ (VOC), Annotations/+JPEGImages/ "
+                          "(VOCdevkit), PNGImages/+PedMasks/ (Penn-Fudan) or a COCO instances .json")
+
+
+def _formats_in(folder: Path) -> dict[str, Path]:
+    found: dict[str, Path] = {}
+    if find_voc_layout(folder) is not None:
+        found["voc"] = folder
+    if is_pennfudan_folder(folder):
+        found["pennfudan"] = folder
+    coco = _coco_files(folder)
+    if len(coco) > 1:
+        raise DataError(folder, f"several COCO files ({', '.join(p.name for p in coco)}); pass one of them")
+    if coco:
+        found["coco"] = coco[0]
+    return found
+
+
+def detect_format(path: str | Path) -> str:
+    """"voc", "pennfudan" or "coco" for a folder, a .json or a .zip (zips judged by member names)."""
+    path = Path(path)
+    if path.is_file() and path.suffix.lower() == ".zip":
+        return _detect_zip_format(path)
+    return resolve_dataset(path)[1]
+
+
+def _detect_zip_format(path: Path) -> str:
+    try:
+        with zipfile.ZipFile(path) as zf:
+            names = [n.replace("\\", "/").lower() for n in zf.namelist()]
+    except (zipfile.BadZipFile, OSError) as e:
+        raise DataError(path, f"not a readable zip file: {e}") from None
+    if any(re.search(r"(^|/)(annotations)/[^/]+\.xml$", n) for n in names):
+        return "voc"
+    if any("pedmasks/" in n for n in names):
+        return "pennfudan"
+    if any(n.endswith(".json") for n in names):
+        return "coco"
+    raise DataError(path, "the zip holds no VOC, Penn-Fudan or COCO dataset")
+
+
+# --- loading ------------------------------------------------------------------------------------
+
+def load_dataset(path: str | Path, format: str = "auto", *, verify_images: bool = False,
+                 classes: list[str] | None = None) -> ParsedDataset:
+    """Read any supported dataset; with ``verify_images`` also open every image header
+    (:func:`detcore.data.quality.verify_images`). Raises DataError when nothing usable is there."""
+    path = Path(path)
+    if path.is_file() and path.suffix.lower() == ".zip":
+        path = _import_zip(path)
+    target, fmt = resolve_dataset(path, format)
+    if fmt == "voc":
+        parsed = load_voc_folder(target, classes=classes)
+    elif fmt == "pennfudan":
+        parsed = load_pennfudan(target)
+    else:
+        parsed = load_coco_json(target)
+    if verify_images:
+        from detcore.data.quality import verify_images as check
+
+        parsed.problems.extend(check(parsed))
+    if parsed.num_images == 0:
+        first = parsed.problems[0] if parsed.problems else None
+        raise DataError(first.file if first else target,
+                        f"{first.detail} — no usable images in the dataset" if first else "no images in the dataset")
+    return parsed
+
+
+def _import_zip(zip_path: Path) -> Path:
+    st = zip_path.stat()
+    digest = hashlib.sha1(f"{zip_path.resolve()}|{st.st_size}|{st.st_mtime_ns}".encode()).hexdigest()[:12]
+    dest = data_root() / ".imported" / f"{zip_path.stem}-{digest}"
+    if dest.is_dir():
+        return _content_root(dest)  # extracted before; the rename made it all-or-nothing
+    return extract_zip_safely(zip_path, dest)
+
+
+# --- safe extraction ----------------------------------------------------------------------------
+
+def _safe_member_path(name: str) -> str | None:
+    """The member's relative path, or None if it would land outside the target folder."""
+    clean = name.replace("\\", "/")
+    if clean.startswith("/") or _DRIVE.match(clean) or "\x00" in clean:
+        return None
+    parts = [p for p in clean.split("/") if p not in ("", ".")]
+    if any(p == ".." for p in parts):
+        return None
+    return "/".join(parts)
+
+
+def _check_headers(zip_path: Path, infos: list[zipfile.ZipInfo], max_files: int, max_bytes: int) -> None:
+    files = [i for i in infos if not i.is_dir()]
+    if len(files) > max_files:
+        raise DataError(zip_path, f"{len(files)} files, above the limit of {max_files}")
+    total = 0
+    for info in infos:
+        if _safe_member_path(info.filename) is None:
+            raise DataError(zip_path, f"member {info.filename!r} would be written outside the target folder; refused")
+        if stat.S_ISLNK(info.external_attr >> 16):
+            raise DataError(zip_path, f"member {info.filename!r} is a symbolic link; refused")
+        total += info.file_size
+        if total > max_bytes:
+            raise DataError(zip_path, f"member {info.filename!r} takes the uncompressed size above the "
+                                      f"{max_bytes:,}-byte limit; refused")
+
+
+def extract_zip_safely(zip_path: str | Path, dest: str | Path, *, max_files: int = DEFAULT_MAX_FILES,
+                       max_bytes: int = DEFAULT_MAX_BYTES) -> Path:
+    """Extract ``zip_path`` into ``dest`` (created; must not hold anything) and return the dataset
+    root inside it (the single top folder when the zip has one). All or nothing: the files appear
+    under ``dest`` only once every member passed the checks."""
+    zip_path, dest = Path(zip_path), Path(dest)
+    if dest.exists() and any(dest.iterdir()):
+        raise DataError(dest, "extraction target is not empty")
+    try:
+        zf = zipfile.ZipFile(zip_path)
+    except (zipfile.BadZipFile, OSError) as e:
+        raise DataError(zip_path, f"not a readable zip file: {e}") from None
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".partial", dir=dest.parent))
+    try:
+        with zf:
+            infos = zf.infolist()
+            _check_headers(zip_path, infos, max_files, max_bytes)
+            written = 0
+            for info in infos:
+                written += _extract_member(zf, info, staging, zip_path, max_bytes - written)
+        if dest.exists():
+            dest.rmdir()
+        os.replace(staging, dest)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return _content_root(dest)
+
+
+def _extract_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, staging: Path, zip_path: Path, budget: int) -> int:
+    rel = _safe_member_path(info.filename)
+    if not rel or rel.split("/")[0] in _IGNORED_TOP:
+        return 0
+    target = staging / rel
+    if info.is_dir():
+        target.mkdir(parents=True, exist_ok=True)
+        return 0
+    target.parent.mkdir(parents=True, exist_ok=True)
+    written = 0
+    try:
+        with zf.open(info) as src, open(target, "wb") as out:
+            while chunk := src.read(_CHUNK):
+                written += len(chunk)
+                if written > info.file_size or written > budget:
+                    raise DataError(zip_path, f"member {info.filename!r} inflates beyond its declared size or the "
+                                              "size limit; refused")
+                out.write(chunk)
+    except (zipfile.BadZipFile, OSError, EOFError, zlib.error) as e:
+        raise DataError(zip_path, f"member {info.filename!r} is corrupt: {e}") from None
+    return written
+
+
+def _content_root(folder: Path) -> Path:
+    children = _visible_children(folder)
+    if len(children) == 1 and children[0].is_dir():
+        return children[0]
+    return folder

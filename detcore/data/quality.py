@@ -1,0 +1,208 @@
+"""Data-quality checks shared by every reader: box sanitising, class-name spelling, image headers.
+
+Every finding is a :class:`detcore.structures.Problem` with a stable ``kind`` slug, the file it is
+about and a sentence of detail. The good data still loads; only the offending object, sample or file
+is dropped, and only when it cannot be used. The slugs (stable: the UI, the CLI and tests filter on them):
+
+Annotation problems (raised by the readers):
+  ``missing_image``        an annotation names an image that is not on disk (sample dropped)
+  ``missing_annotation``   an image without an annotation file (orphan; not loaded)
+  ``filename_mismatch``    VOC ``<filename>`` names no file; the same-stem image was used instead
+  ``malformed_xml``        XML that ElementTree rejects; recovered leniently (detail says so) or dropped
+  ``unsafe_xml``           XML with a DOCTYPE/ENTITY declaration (entity expansion guard; file dropped)
+  ``unreadable_annotation`` an annotation/mask file that cannot be read at all (file dropped)
+  ``missing_bndbox``       an object without a (complete) ``bndbox`` / ``bbox`` (object dropped)
+  ``bad_coordinates``      a non-numeric or non-finite coordinate (object dropped)
+  ``box_clipped``          a box reaching outside the image, clipped to it (object kept)
+  ``degenerate_box``       width or height <= 0 after clipping (object dropped)
+  ``missing_size``         no usable ``<size>``; boxes are not clipped until the image header is read
+  ``class_name_variant``   a case/space/hyphen spelling variant, normalised to the canonical name
+  ``unknown_class``        a name outside the given class list (object dropped)
+  ``no_objects``           an image without objects (kept as a negative example)
+  ``annotation_disagrees`` Penn-Fudan text annotation disagrees with the instance mask (mask wins)
+  ``missing_image_ref``    COCO annotation pointing at an image id that is not in ``images``
+  ``unknown_category``     COCO annotation pointing at a category id that is not in ``categories``
+  ``duplicate_image``      COCO image id or file listed twice (first kept)
+
+Image problems (found by :func:`verify_images`, which opens headers only):
+  ``missing_image``, ``not_an_image``, ``unreadable_image``, ``truncated_image``,
+  ``decompression_bomb`` (above PIL's pixel limit; never decoded) and ``size_mismatch``
+  (annotation size differs from the real image; the real size is used and boxes are re-clipped).
+"""
+
+from __future__ import annotations
+
+import re
+import warnings
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from detcore.data.images import MAX_IMAGE_PIXELS, image_size
+from detcore.errors import DataError
+from detcore.structures import ParsedDataset, Problem, Sample
+
+_SPELLING_NOISE = re.compile(r"[\s\-_]+")
+
+
+def class_key(name: str) -> str:
+    """The spelling-insensitive key of a class name: 'With-Mask ' and 'with_mask' share one key."""
+    return _SPELLING_NOISE.sub("_", name.strip().lower()).strip("_")
+
+
+def canonical_class_names(names: Counter, known: list[str] | None = None) -> dict[str, str]:
+    """Map every spelling seen to its canonical name.
+
+    With a known class list the canonical name is the list entry with the same key; otherwise the
+    most frequent spelling of the key (ties: alphabetical). Names whose key is not in ``known`` map
+    to themselves and are reported as unknown by the reader.
+    """
+    canon: dict[str, str] = {}
+    if known is not None:
+        by_key = {class_key(k): k for k in known}
+        for name in names:
+            canon[name] = by_key.get(class_key(name), name)
+        return canon
+    groups: dict[str, list[str]] = {}
+    for name in names:
+        groups.setdefault(class_key(name), []).append(name)
+    for spellings in groups.values():
+        best = sorted(spellings, key=lambda s: (-names[s], s))[0]
+        for s in spellings:
+            canon[s] = best
+    return canon
+
+
+def sanitize_boxes(boxes: np.ndarray, width: int | None, height: int | None, *,
+                   file: str, image_id: str) -> tuple[np.ndarray, np.ndarray, list[Problem]]:
+    """Clip (N,4) xyxy boxes to the image and find degenerate ones.
+
+    Returns (clipped boxes, keep mask, problems). Without a known size nothing is clipped, but
+    boxes with x2<=x1 or y2<=y1 are still degenerate.
+    """
+    boxes = np.asarray(boxes, dtype=np.float32).reshape(-1, 4)
+    problems: list[Problem] = []
+    out = boxes.copy()
+    if width and height and len(boxes):
+        out[:, 0::2] = np.clip(out[:, 0::2], 0, width)
+        out[:, 1::2] = np.clip(out[:, 1::2], 0, height)
+        for i in np.flatnonzero(np.any(out != boxes, axis=1)):
+            problems.append(Problem("box_clipped", file, f"box {_fmt(boxes[i])} reaches outside the "
+                                    f"{width}x{height} image; clipped to {_fmt(out[i])}", image_id))
+    keep = (out[:, 2] > out[:, 0]) & (out[:, 3] > out[:, 1])
+    for i in np.flatnonzero(~keep):
+        problems.append(Problem("degenerate_box", file, f"box {_fmt(boxes[i])} has no area"
+                                + (" inside the image" if width and height else "") + "; dropped", image_id))
+    return out, keep, problems
+
+
+def _fmt(box: np.ndarray) -> str:
+    return "[" + ", ".join(f"{v:g}" for v in box.tolist()) + "]"
+
+
+def keep_objects(sample: Sample, keep: np.ndarray) -> None:
+    """Drop the objects of ``sample`` where ``keep`` is False, keeping every per-object field aligned."""
+    if keep.all():
+        return
+    idx = np.flatnonzero(keep)
+    sample.boxes = sample.boxes[idx]
+    sample.labels = sample.labels[idx]
+    sample.difficult = sample.difficult[idx]
+    sample.truncated = sample.truncated[idx]
+    sample.iscrowd = sample.iscrowd[idx]
+    if sample.areas is not None:
+        sample.areas = np.asarray(sample.areas)[idx]
+    if sample.mask_ids is not None:
+        sample.mask_ids = [sample.mask_ids[i] for i in idx]
+    if sample.segmentations is not None:
+        sample.segmentations = [sample.segmentations[i] for i in idx]
+
+
+# --- image headers -------------------------------------------------------------------------------
+
+_PNG_END = b"IEND\xaeB`\x82"
+
+
+def _tail_looks_complete(path: Path, fmt: str | None) -> bool:
+    """Cheap truncation check: PNG ends with IEND, JPEG has its EOI marker near the end."""
+    if fmt not in ("PNG", "JPEG"):
+        return True
+    with open(path, "rb") as f:
+        f.seek(0, 2)
+        size = f.tell()
+        f.seek(max(0, size - 1024))
+        tail = f.read()
+    return tail.endswith(_PNG_END) if fmt == "PNG" else b"\xff\xd9" in tail
+
+
+def check_image(path: Path, *, image_id: str | None = None) -> tuple[tuple[int, int] | None, Problem | None]:
+    """Open one image's header. Returns ((width, height) or None, problem or None)."""
+    name = str(path)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                w, h = img.size
+                fmt = img.format
+                if w * h > MAX_IMAGE_PIXELS:
+                    return None, Problem("decompression_bomb", name, f"{w}x{h} = {w * h:,} pixels is above the "
+                                         f"{MAX_IMAGE_PIXELS:,}-pixel limit; not decoded", image_id)
+                if not _tail_looks_complete(path, fmt):
+                    img.load()  # the tail looked cut: only now pay for a full decode to be sure
+    except FileNotFoundError:
+        return None, Problem("missing_image", name, "image file not found", image_id)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+        return None, Problem("decompression_bomb", name, f"refused by PIL as a decompression bomb: {e}", image_id)
+    except UnidentifiedImageError:
+        return None, Problem("not_an_image", name, "PIL cannot identify this file as an image", image_id)
+    except (OSError, SyntaxError, ValueError) as e:
+        kind = "truncated_image" if "truncat" in str(e).lower() else "unreadable_image"
+        return None, Problem(kind, name, f"cannot decode the image: {e}", image_id)
+    try:
+        return image_size(path), None  # EXIF-rotated size: what images.load_rgb will return
+    except DataError as e:
+        return None, Problem("unreadable_image", name, e.problem, image_id)
+
+
+def verify_images(parsed: ParsedDataset, *, drop_unusable: bool = True) -> list[Problem]:
+    """Open every sample's image header and return the problems found.
+
+    Side effects, so that what loads is usable: samples whose image cannot be opened are removed
+    from ``parsed.samples`` (unless ``drop_unusable=False``); where the annotation's size disagrees
+    with the real image, the sample takes the real size and its boxes are re-clipped to it.
+    The caller decides whether to append the returned problems to ``parsed.problems``
+    (:func:`detcore.data.detect.load_dataset` does).
+    """
+    problems: list[Problem] = []
+    usable: list[Sample] = []
+    for sample in parsed.samples:
+        size, problem = check_image(sample.image_path, image_id=sample.image_id)
+        if problem is not None:
+            problems.append(problem)
+            if not drop_unusable:
+                usable.append(sample)
+            continue
+        problems.extend(_adopt_real_size(sample, size))
+        usable.append(sample)
+    parsed.samples = usable
+    return problems
+
+
+def _adopt_real_size(sample: Sample, size: tuple[int, int]) -> list[Problem]:
+    w, h = size
+    problems: list[Problem] = []
+    if sample.width is not None and sample.height is not None and (sample.width, sample.height) != (w, h):
+        problems.append(Problem("size_mismatch", str(sample.annotation_path or sample.image_path),
+                                f"annotation says {sample.width}x{sample.height} but the image is {w}x{h}; "
+                                "using the real size", sample.image_id))
+    elif sample.width is not None and sample.height is not None:
+        return problems
+    sample.width, sample.height = w, h
+    boxes, keep, box_problems = sanitize_boxes(sample.boxes, w, h, image_id=sample.image_id,
+                                               file=str(sample.annotation_path or sample.image_path))
+    sample.boxes = boxes
+    keep_objects(sample, keep)
+    problems.extend(box_problems)
+    return problems

@@ -1,0 +1,366 @@
+"""Pascal VOC XML reader: the Face Mask layout and the VOCdevkit layout (pure parser, no pixels).
+
+Layouts (folder names matched case-insensitively):
+  - Face Mask: ``images/`` + ``annotations/``; the XML ``<filename>`` names the image. When it names
+    no file, the image with the XML's stem is used and ``filename_mismatch`` is reported.
+  - VOCdevkit: ``JPEGImages/`` + ``Annotations/`` (+ ``ImageSets/Main/*.txt``, used by splits).
+
+Coordinates are kept exactly as written (x1 = xmin, x2 = xmax, continuous; no +1/-1 arithmetic),
+clipped to ``<size>`` and reported (the real Face Mask set has xmax=401 on 400-px images).
+Class order: a known list (``classes=`` or a ``classes.txt`` beside the folders) or else the sorted
+unique names; case/space/hyphen variants are normalised and reported.
+
+Speed: one XML file becomes a small JSON-able record; records are cached in memory and in an
+on-disk index (outside the dataset, see :func:`index_cache_dir`) keyed by file size + mtime, so a
+second load of an unchanged folder re-parses nothing. Safety: files declaring a DOCTYPE or ENTITY
+are refused before parsing (no entity expansion, no external entities).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import xml.etree.ElementTree as ET
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from detcore import atomic
+from detcore.data.quality import canonical_class_names, sanitize_boxes
+from detcore.errors import DataError
+from detcore.structures import ParsedDataset, Problem, Sample
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif")
+_RECORD_VERSION = 1  # bump when the record layout changes: old on-disk indexes are then ignored
+_UNSAFE_XML = re.compile(rb"<!\s*(DOCTYPE|ENTITY)", re.IGNORECASE)
+_MEMORY_INDEX: dict[str, dict[str, list]] = {}  # annotations dir -> {name: [size, mtime_ns, record]}
+
+
+# --- one file -----------------------------------------------------------------------------------
+
+def parse_voc_xml(data: bytes, *, file: str = "<xml>") -> dict[str, Any]:
+    """Parse one VOC annotation into a record: filename, size, objects, problems.
+
+    ``objects`` rows are ``[name, x1, y1, x2, y2, difficult, truncated]`` with coordinates None when
+    the object cannot be used; its problem is then in ``problems`` as ``[kind, detail]``.
+    """
+    probe = data.decode("utf-16", "ignore").encode() if b"\x00" in data[:256] else data
+    if _UNSAFE_XML.search(probe):
+        return _failed("unsafe_xml", "declares a DOCTYPE/ENTITY; refused to parse (entity expansion guard)")
+    try:
+        root = ET.fromstring(data)
+    except ET.ParseError as e:
+        return _recover_with_soup(data, str(e))
+    return _record_from_tree(_EtNode(root), recovered_from=None)
+
+
+def _failed(kind: str, detail: str) -> dict[str, Any]:
+    return {"ok": False, "filename": None, "size": None, "objects": [], "problems": [[kind, detail]]}
+
+
+def _recover_with_soup(data: bytes, error: str) -> dict[str, Any]:
+    from bs4 import BeautifulSoup  # only broken files pay for the lenient parser
+
+    soup = BeautifulSoup(data, "html.parser")
+    node = _SoupNode(soup)
+    if soup.find("object") is None and soup.find("filename") is None:
+        return _failed("malformed_xml", f"not well-formed XML ({error}) and nothing recoverable; dropped")
+    return _record_from_tree(node, recovered_from=error)
+
+
+class _EtNode:
+    def __init__(self, el: ET.Element):
+        self.el = el
+
+    def text(self, tag: str) -> str | None:
+        child = self.el.find(tag)
+        return None if child is None or child.text is None else child.text.strip()
+
+    def child(self, tag: str) -> "_EtNode | None":
+        child = self.el.find(tag)
+        return None if child is None else _EtNode(child)
+
+    def objects(self) -> list["_EtNode"]:
+        return [_EtNode(o) for o in self.el.findall("object")]
+
+
+class _SoupNode:
+    def __init__(self, tag: Any):
+        self.tag = tag
+
+    def text(self, tag: str) -> str | None:
+        child = self.tag.find(tag)
+        return None if child is None else (child.string or child.get_text() or "").strip()
+
+    def child(self, tag: str) -> "_SoupNode | None":
+        child = self.tag.find(tag)
+        return None if child is None else _SoupNode(child)
+
+    def objects(self) -> list["_SoupNode"]:
+        return [_SoupNode(o) for o in self.tag.find_all("object")]
+
+
+def _record_from_tree(root: Any, *, recovered_from: str | None) -> dict[str, Any]:
+    problems: list[list[str]] = []
+    objects = [_object_row(o, i, problems) for i, o in enumerate(root.objects())]
+    if recovered_from is not None:
+        problems.insert(0, ["malformed_xml", f"not well-formed XML ({recovered_from}); recovered "
+                                             f"{sum(r[1] is not None for r in objects)} object(s) leniently"])
+    return {"ok": True, "filename": root.text("filename"), "size": _size(root.child("size")),
+            "objects": objects, "problems": problems}
+
+
+def _size(node: Any) -> list[int] | None:
+    if node is None:
+        return None
+    try:
+        w, h = int(float(node.text("width") or "")), int(float(node.text("height") or ""))
+    except ValueError:
+        return None
+    return [w, h] if w > 0 and h > 0 else None
+
+
+def _flag(node: Any, tag: str) -> bool:
+    try:
+        return float(node.text(tag) or 0) != 0
+    except ValueError:
+        return False
+
+
+def _object_row(obj: Any, index: int, problems: list[list[str]]) -> list:
+    name = obj.text("name") or ""
+    row = [name, None, None, None, None, _flag(obj, "difficult"), _flag(obj, "truncated")]
+    box = obj.child("bndbox")
+    values = [None if box is None else box.text(t) for t in ("xmin", "ymin", "xmax", "ymax")]
+    label = f"object {index + 1} ({name or 'no name'})"
+    if any(v is None or v == "" for v in values):
+        problems.append(["missing_bndbox", f"{label} has no complete <bndbox>; dropped"])
+        return row
+    try:
+        coords = [float(v) for v in values]
+    except ValueError:
+        problems.append(["bad_coordinates", f"{label} has non-numeric coordinates {values}; dropped"])
+        return row
+    if not all(np.isfinite(coords)):
+        problems.append(["bad_coordinates", f"{label} has non-finite coordinates {values}; dropped"])
+        return row
+    row[1:5] = coords
+    return row
+
+
+# --- the cached index ---------------------------------------------------------------------------
+
+def index_cache_dir() -> Path:
+    """Where parsed-annotation indexes live: ``$DETBOARD_CACHE`` or the user's cache folder.
+
+    Kept out of the dataset on purpose: datasets may be read-only, shared, or under version control.
+    """
+    env = os.environ.get("DETBOARD_CACHE")
+    if env:
+        return Path(env)
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "detboard"
+
+
+def _index_file(ann_dir: Path) -> Path:
+    digest = hashlib.sha1(str(ann_dir).encode("utf-8")).hexdigest()[:16]
+    return index_cache_dir() / "voc-index" / f"{digest}.json"
+
+
+def _read_disk_index(ann_dir: Path) -> dict[str, list]:
+    try:
+        with open(_index_file(ann_dir), "rb") as f:
+            payload = json.load(f)
+        if payload.get("version") == _RECORD_VERSION and payload.get("folder") == str(ann_dir):
+            return payload["files"]
+    except (OSError, ValueError, KeyError, AttributeError, TypeError):
+        pass  # a missing or damaged cache only costs a re-parse
+    return {}
+
+
+def _write_disk_index(ann_dir: Path, files: dict[str, list]) -> None:
+    try:
+        atomic.write_text(_index_file(ann_dir), json.dumps(
+            {"version": _RECORD_VERSION, "folder": str(ann_dir), "files": files}, separators=(",", ":")))
+    except OSError:
+        pass  # read-only cache folder: still correct, just not warm next time
+
+
+def read_annotation_records(ann_dir: Path, *, use_cache: bool = True) -> dict[str, dict]:
+    """Every ``*.xml`` in ``ann_dir`` as {file name: record}, re-parsing only files whose size or
+    mtime changed since the cached index was written."""
+    ann_dir = ann_dir.resolve()
+    current = {e.name: e.stat() for e in os.scandir(ann_dir) if e.name.lower().endswith(".xml") and e.is_file()}
+    key = str(ann_dir)
+    cached = _MEMORY_INDEX.get(key) if use_cache else None
+    if cached is None and use_cache:
+        cached = _read_disk_index(ann_dir)
+    cached = cached or {}
+    fresh: dict[str, list] = {}
+    changed = len(cached) != len(current)
+    for name, st in current.items():
+        hit = cached.get(name)
+        if hit is not None and hit[0] == st.st_size and hit[1] == st.st_mtime_ns:
+            fresh[name] = hit
+            continue
+        changed = True
+        try:
+            data = (ann_dir / name).read_bytes()
+        except OSError as e:
+            fresh[name] = [st.st_size, st.st_mtime_ns, _failed("unreadable_annotation", f"cannot read: {e}")]
+            continue
+        fresh[name] = [st.st_size, st.st_mtime_ns, parse_voc_xml(data, file=name)]
+    if use_cache:
+        _MEMORY_INDEX[key] = fresh
+        if changed:
+            _write_disk_index(ann_dir, fresh)
+    return {name: entry[2] for name, entry in fresh.items()}
+
+
+# --- the folder ---------------------------------------------------------------------------------
+
+def _subdir(root: Path, *names: str) -> Path | None:
+    wanted = {n.lower() for n in names}
+    try:
+        for entry in os.scandir(root):
+            if entry.is_dir() and entry.name.lower() in wanted:
+                return Path(entry.path)
+    except OSError:
+        return None
+    return None
+
+
+def find_voc_layout(root: str | Path) -> tuple[Path, Path, str] | None:
+    """(annotations dir, images dir, layout name) if ``root`` looks like a VOC folder, else None."""
+    root = Path(root)
+    ann, jpeg = _subdir(root, "Annotations"), _subdir(root, "JPEGImages")
+    if ann is not None and jpeg is not None:
+        return ann, jpeg, "vocdevkit"
+    images = _subdir(root, "images")
+    if ann is not None and images is not None:
+        return ann, images, "facemask"
+    return None
+
+
+def read_class_list(root: Path) -> list[str] | None:
+    """A ``classes.txt`` (one name per line) beside the folders fixes the class order."""
+    path = root / "classes.txt"
+    if not path.is_file():
+        return None
+    names = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    if len(set(names)) != len(names) or not names:
+        raise DataError(path, "class list is empty or repeats a name")
+    return names
+
+
+def load_voc_folder(root: str | Path, *, classes: list[str] | None = None, use_cache: bool = True) -> ParsedDataset:
+    """Read a VOC folder (Face Mask or VOCdevkit layout) into a ParsedDataset.
+
+    Samples are ordered by image file name (the tutorials' ``sorted(os.listdir('images'))``), so
+    index-based splits reproduce theirs. Raises DataError when the folder is not a VOC layout.
+    """
+    root = Path(root)
+    layout = find_voc_layout(root)
+    if layout is None:
+        raise DataError(root, "not a VOC folder: expected annotations/ + images/ or Annotations/ + JPEGImages/")
+    ann_dir, img_dir, layout_name = layout
+    records = read_annotation_records(ann_dir, use_cache=use_cache)
+    known = classes if classes is not None else read_class_list(root)
+    names = Counter(row[0].strip() for r in records.values() for row in r["objects"] if row[0].strip())
+    canon = canonical_class_names(names, known)
+    class_list = list(known) if known is not None else sorted(set(canon.values()))
+    builder = _SampleBuilder(img_dir, canon, {c: i for i, c in enumerate(class_list)})
+    for name in sorted(records):
+        builder.add(ann_dir / name, records[name])
+    builder.report_orphans()
+    builder.samples.sort(key=lambda s: s.image_path.name)
+    return ParsedDataset(format="voc", root=root, classes=class_list, samples=builder.samples,
+                         problems=builder.problems, meta={"layout": layout_name})
+
+
+class _SampleBuilder:
+    """Turns cached records into Samples: image resolution, class mapping, clipping."""
+
+    def __init__(self, img_dir: Path, canon: dict[str, str], index: dict[str, int]):
+        self.img_dir = img_dir
+        self.images = {e.name: e.name for e in os.scandir(img_dir)
+                       if e.name.lower().endswith(IMAGE_SUFFIXES) and e.is_file()}
+        self.by_stem: dict[str, str] = {}
+        for name in sorted(self.images):
+            self.by_stem.setdefault(os.path.splitext(name)[0], name)
+        self.canon, self.index = canon, index
+        self.used: set[str] = set()
+        self.samples: list[Sample] = []
+        self.problems: list[Problem] = []
+
+    def add(self, ann_path: Path, record: dict) -> None:
+        file = str(ann_path)
+        stem = ann_path.stem
+        for kind, detail in record["problems"]:
+            self.problems.append(Problem(kind, file, detail, stem))
+        if not record["ok"]:
+            return
+        image_name = self._resolve_image(file, stem, record.get("filename"))
+        if image_name is None:
+            return
+        self.used.add(image_name)
+        size = record["size"]
+        if size is None:
+            self.problems.append(Problem("missing_size", file, "no usable <size>; boxes are clipped once the "
+                                         "image header is read (verify_images)", stem))
+        boxes, labels, difficult, truncated = self._objects(file, stem, record["objects"])
+        w, h = (size or (None, None))
+        boxes, keep, box_problems = sanitize_boxes(boxes, w, h, file=file, image_id=stem)
+        self.problems.extend(box_problems)
+        sample = Sample(image_id=stem, image_path=self.img_dir / image_name, width=w, height=h,
+                        boxes=boxes[keep], labels=labels[keep], difficult=difficult[keep],
+                        truncated=truncated[keep], annotation_path=ann_path)
+        if sample.num_objects == 0:
+            self.problems.append(Problem("no_objects", file, "no usable objects; kept as a negative image", stem))
+        self.samples.append(sample)
+
+    def _resolve_image(self, file: str, stem: str, filename: str | None) -> str | None:
+        named = os.path.basename(filename.replace("\\", "/")) if filename else ""
+        if named in self.images:
+            return named
+        fallback = self.by_stem.get(stem) or self.by_stem.get(os.path.splitext(named)[0])
+        if fallback is None:
+            self.problems.append(Problem("missing_image", file, f"image {named or stem!r} is not in "
+                                         f"{self.img_dir}; annotation skipped", stem))
+            return None
+        if named:
+            self.problems.append(Problem("filename_mismatch", file, f"<filename> {named!r} is not in "
+                                         f"{self.img_dir.name}/; using {fallback!r} (same name as the XML)", stem))
+        return fallback
+
+    def _objects(self, file: str, stem: str, rows: list) -> tuple[np.ndarray, ...]:
+        boxes, labels, difficult, truncated = [], [], [], []
+        variants: set[str] = set()
+        for name, x1, y1, x2, y2, diff, trunc in rows:
+            if x1 is None:
+                continue  # its problem is already in the record
+            spelled = name.strip()
+            canonical = self.canon.get(spelled)
+            if canonical is None or canonical not in self.index:
+                self.problems.append(Problem("unknown_class", file, f"class {name!r} is not in the class list; dropped"
+                                             if spelled else "object without a <name>; dropped", stem))
+                continue
+            if name != canonical and name not in variants:
+                variants.add(name)
+                self.problems.append(Problem("class_name_variant", file,
+                                             f"class {name!r} read as {canonical!r}", stem))
+            boxes.append((x1, y1, x2, y2))
+            labels.append(self.index[canonical])
+            difficult.append(diff)
+            truncated.append(trunc)
+        return (np.asarray(boxes, np.float32).reshape(-1, 4), np.asarray(labels, np.int64),
+                np.asarray(difficult, bool), np.asarray(truncated, bool))
+
+    def report_orphans(self) -> None:
+        for name in sorted(set(self.images) - self.used):
+            self.problems.append(Problem("missing_annotation", str(self.img_dir / name),
+                                         "image has no annotation file; not loaded", os.path.splitext(name)[0]))
