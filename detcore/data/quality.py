@@ -75,26 +75,47 @@ def canonical_class_names(names: Counter, known: list[str] | None = None) -> dic
     return canon
 
 
+def clip_to_images(boxes: np.ndarray, widths: np.ndarray, heights: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Vectorised clipping of (N,4) boxes, each to its own image size (NaN size = unknown, not clipped).
+
+    Returns (clipped boxes, changed mask, keep mask); keep is False for boxes with no area left.
+    """
+    boxes = np.asarray(boxes, dtype=np.float32).reshape(-1, 4)
+    widths, heights = np.asarray(widths, np.float64), np.asarray(heights, np.float64)
+    known = ~(np.isnan(widths) | np.isnan(heights))
+    low = np.where(known, 0.0, -np.inf)[:, None]
+    high = np.stack([np.where(known, widths, np.inf), np.where(known, heights, np.inf)] * 2, axis=1)
+    out = np.minimum(np.maximum(boxes, low), high).astype(np.float32)
+    changed = np.any(out != boxes, axis=1)
+    keep = (out[:, 2] > out[:, 0]) & (out[:, 3] > out[:, 1])
+    return out, changed, keep
+
+
+def clipped_problem(box: np.ndarray, out: np.ndarray, width: float, height: float, *, file: str,
+                    image_id: str) -> Problem:
+    return Problem("box_clipped", file, f"box {_fmt(box)} reaches outside the {width:g}x{height:g} image; "
+                   f"clipped to {_fmt(out)}", image_id)
+
+
+def degenerate_problem(box: np.ndarray, *, file: str, image_id: str) -> Problem:
+    return Problem("degenerate_box", file, f"box {_fmt(box)} has no area inside the image; dropped", image_id)
+
+
 def sanitize_boxes(boxes: np.ndarray, width: int | None, height: int | None, *,
                    file: str, image_id: str) -> tuple[np.ndarray, np.ndarray, list[Problem]]:
-    """Clip (N,4) xyxy boxes to the image and find degenerate ones.
+    """Clip (N,4) xyxy boxes to one image and find degenerate ones.
 
     Returns (clipped boxes, keep mask, problems). Without a known size nothing is clipped, but
     boxes with x2<=x1 or y2<=y1 are still degenerate.
     """
     boxes = np.asarray(boxes, dtype=np.float32).reshape(-1, 4)
-    problems: list[Problem] = []
-    out = boxes.copy()
-    if width and height and len(boxes):
-        out[:, 0::2] = np.clip(out[:, 0::2], 0, width)
-        out[:, 1::2] = np.clip(out[:, 1::2], 0, height)
-        for i in np.flatnonzero(np.any(out != boxes, axis=1)):
-            problems.append(Problem("box_clipped", file, f"box {_fmt(boxes[i])} reaches outside the "
-                                    f"{width}x{height} image; clipped to {_fmt(out[i])}", image_id))
-    keep = (out[:, 2] > out[:, 0]) & (out[:, 3] > out[:, 1])
-    for i in np.flatnonzero(~keep):
-        problems.append(Problem("degenerate_box", file, f"box {_fmt(boxes[i])} has no area"
-                                + (" inside the image" if width and height else "") + "; dropped", image_id))
+    n = len(boxes)
+    w = np.full(n, float(width) if width and height else np.nan)
+    h = np.full(n, float(height) if width and height else np.nan)
+    out, changed, keep = clip_to_images(boxes, w, h)
+    problems = [clipped_problem(boxes[i], out[i], width, height, file=file, image_id=image_id)
+                for i in np.flatnonzero(changed)]
+    problems += [degenerate_problem(boxes[i], file=file, image_id=image_id) for i in np.flatnonzero(~keep)]
     return out, keep, problems
 
 

@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from detcore import atomic
-from detcore.data.quality import canonical_class_names, sanitize_boxes
+from detcore.data.quality import canonical_class_names, clip_to_images, clipped_problem, degenerate_problem
 from detcore.errors import DataError
 from detcore.structures import ParsedDataset, Problem, Sample
 
@@ -77,8 +77,8 @@ class _EtNode:
         self.el = el
 
     def text(self, tag: str) -> str | None:
-        child = self.el.find(tag)
-        return None if child is None or child.text is None else child.text.strip()
+        value = self.el.findtext(tag)
+        return None if value is None else value.strip()
 
     def child(self, tag: str) -> "_EtNode | None":
         child = self.el.find(tag)
@@ -276,25 +276,26 @@ def load_voc_folder(root: str | Path, *, classes: list[str] | None = None, use_c
     builder = _SampleBuilder(img_dir, canon, {c: i for i, c in enumerate(class_list)})
     for name in sorted(records):
         builder.add(ann_dir / name, records[name])
+    samples = sorted(builder.build(), key=lambda s: s.image_path.name)  # the tutorials sort file names
     builder.report_orphans()
-    builder.samples.sort(key=lambda s: s.image_path.name)
-    return ParsedDataset(format="voc", root=root, classes=class_list, samples=builder.samples,
+    return ParsedDataset(format="voc", root=root, classes=class_list, samples=samples,
                          problems=builder.problems, meta={"layout": layout_name})
 
 
 class _SampleBuilder:
-    """Turns cached records into Samples: image resolution, class mapping, clipping."""
+    """Turns cached records into Samples: image resolution, class mapping, then one vectorised
+    clipping pass over every box of the dataset (per-sample numpy calls would dominate warm loads)."""
 
     def __init__(self, img_dir: Path, canon: dict[str, str], index: dict[str, int]):
         self.img_dir = img_dir
-        self.images = {e.name: e.name for e in os.scandir(img_dir)
-                       if e.name.lower().endswith(IMAGE_SUFFIXES) and e.is_file()}
+        self.images = {e.name for e in os.scandir(img_dir) if e.name.lower().endswith(IMAGE_SUFFIXES) and e.is_file()}
         self.by_stem: dict[str, str] = {}
         for name in sorted(self.images):
             self.by_stem.setdefault(os.path.splitext(name)[0], name)
         self.canon, self.index = canon, index
         self.used: set[str] = set()
-        self.samples: list[Sample] = []
+        self.heads: list[tuple[str, Path, Path, int | None, int | None]] = []  # id, image, xml, w, h
+        self.rows: list[tuple] = []  # x1, y1, x2, y2, label, difficult, truncated, owner
         self.problems: list[Problem] = []
 
     def add(self, ann_path: Path, record: dict) -> None:
@@ -312,16 +313,9 @@ class _SampleBuilder:
         if size is None:
             self.problems.append(Problem("missing_size", file, "no usable <size>; boxes are clipped once the "
                                          "image header is read (verify_images)", stem))
-        boxes, labels, difficult, truncated = self._objects(file, stem, record["objects"])
         w, h = (size or (None, None))
-        boxes, keep, box_problems = sanitize_boxes(boxes, w, h, file=file, image_id=stem)
-        self.problems.extend(box_problems)
-        sample = Sample(image_id=stem, image_path=self.img_dir / image_name, width=w, height=h,
-                        boxes=boxes[keep], labels=labels[keep], difficult=difficult[keep],
-                        truncated=truncated[keep], annotation_path=ann_path)
-        if sample.num_objects == 0:
-            self.problems.append(Problem("no_objects", file, "no usable objects; kept as a negative image", stem))
-        self.samples.append(sample)
+        self._objects(file, stem, record["objects"], owner=len(self.heads))
+        self.heads.append((stem, self.img_dir / image_name, ann_path, w, h))
 
     def _resolve_image(self, file: str, stem: str, filename: str | None) -> str | None:
         named = os.path.basename(filename.replace("\\", "/")) if filename else ""
@@ -337,8 +331,7 @@ class _SampleBuilder:
                                          f"{self.img_dir.name}/; using {fallback!r} (same name as the XML)", stem))
         return fallback
 
-    def _objects(self, file: str, stem: str, rows: list) -> tuple[np.ndarray, ...]:
-        boxes, labels, difficult, truncated = [], [], [], []
+    def _objects(self, file: str, stem: str, rows: list, *, owner: int) -> None:
         variants: set[str] = set()
         for name, x1, y1, x2, y2, diff, trunc in rows:
             if x1 is None:
@@ -353,14 +346,37 @@ class _SampleBuilder:
                 variants.add(name)
                 self.problems.append(Problem("class_name_variant", file,
                                              f"class {name!r} read as {canonical!r}", stem))
-            boxes.append((x1, y1, x2, y2))
-            labels.append(self.index[canonical])
-            difficult.append(diff)
-            truncated.append(trunc)
-        return (np.asarray(boxes, np.float32).reshape(-1, 4), np.asarray(labels, np.int64),
-                np.asarray(difficult, bool), np.asarray(truncated, bool))
+            self.rows.append((x1, y1, x2, y2, self.index[canonical], diff, trunc, owner))
+
+    def build(self) -> list[Sample]:
+        table = np.asarray([r[:4] for r in self.rows], np.float32).reshape(-1, 4)
+        owner = np.asarray([r[7] for r in self.rows], np.int64)
+        sizes = np.asarray([(np.nan if w is None else w, np.nan if h is None else h) for *_, w, h in self.heads],
+                           np.float64).reshape(-1, 2)
+        boxes, changed, keep = clip_to_images(table, sizes[owner, 0], sizes[owner, 1])
+        for i in np.flatnonzero(changed | ~keep):
+            stem, _, ann_path, w, h = self.heads[owner[i]]
+            if changed[i]:
+                self.problems.append(clipped_problem(table[i], boxes[i], w, h, file=str(ann_path), image_id=stem))
+            if not keep[i]:
+                self.problems.append(degenerate_problem(table[i], file=str(ann_path), image_id=stem))
+        labels = np.asarray([r[4] for r in self.rows], np.int64)
+        flags = np.asarray([r[5:7] for r in self.rows], bool).reshape(-1, 2)
+        boxes, labels, flags, owner = boxes[keep], labels[keep], flags[keep], owner[keep]
+        ends = np.searchsorted(owner, np.arange(len(self.heads)), side="right")
+        samples, start = [], 0
+        for k, (stem, image_path, ann_path, w, h) in enumerate(self.heads):
+            end = int(ends[k])
+            samples.append(Sample(image_id=stem, image_path=image_path, width=w, height=h, boxes=boxes[start:end],
+                                  labels=labels[start:end], difficult=flags[start:end, 0],
+                                  truncated=flags[start:end, 1], annotation_path=ann_path))
+            if end == start:
+                self.problems.append(Problem("no_objects", str(ann_path), "no usable objects; kept as a negative "
+                                             "image", stem))
+            start = end
+        return samples
 
     def report_orphans(self) -> None:
-        for name in sorted(set(self.images) - self.used):
+        for name in sorted(self.images - self.used):
             self.problems.append(Problem("missing_annotation", str(self.img_dir / name),
                                          "image has no annotation file; not loaded", os.path.splitext(name)[0]))
