@@ -1,0 +1,80 @@
+"""Error classification at per-class score thresholds, from cached matches and overlaps.
+
+Every detection kept by the thresholds gets one kind (checked in this order):
+  ``tp``           matched to a ground truth of its class at the IoU threshold (COCO matching);
+  ``duplicate``    its class's gt overlaps it enough, but a higher-scoring detection took that gt;
+  ``wrong_class``  overlaps a gt of another class at >= the IoU threshold;
+  ``localization`` overlaps a gt of its class with 0.1 <= IoU < threshold (TIDE's background cut);
+  ``background``   none of the above.
+Every non-crowd ground truth not taken by a kept true positive is ``missed``.
+Detections matched to crowd regions are ignored, as in AP.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+BACKGROUND_IOU = 0.1
+ERROR_KINDS = ("duplicate", "wrong_class", "localization", "background", "missed")
+
+
+def active_detections(result, thresholds: np.ndarray, t: int) -> np.ndarray:
+    """Kept-detection positions above their class threshold and not ignored, in score order."""
+    rec, dt = result.records, result.flat.dt
+    order = result.score_order
+    score = dt.score[rec.det_index[order]]
+    label = dt.label[rec.det_index[order]]
+    keep = (score >= thresholds[label]) & ~rec.det_ignored[t, order]
+    return order[keep]
+
+
+def _xyxy(xywh: np.ndarray) -> np.ndarray:
+    return np.column_stack([xywh[:, 0], xywh[:, 1], xywh[:, 0] + xywh[:, 2], xywh[:, 1] + xywh[:, 3]])
+
+
+def classify_errors(result, thresholds: np.ndarray, iou: float) -> pd.DataFrame:
+    """One row per kept detection and per missed gt: image_id, kind, class, score, iou,
+    x1..y2 (the detection's box, or the missed gt's), other_class (for wrong_class)."""
+    t = result.iou_index(iou)
+    iou_t = float(result.iou_thresholds[t])
+    rec, flat = result.records, result.flat
+    pos = active_detections(result, thresholds, t)
+    ov = result.overlaps
+    det = rec.det_index[pos]
+    matched_gt = rec.det_gt[t, pos]
+    kind = np.select(
+        [matched_gt >= 0, ov.same_iou[pos] >= iou_t, ov.other_iou[pos] >= iou_t, ov.same_iou[pos] >= BACKGROUND_IOU],
+        ["tp", "duplicate", "wrong_class", "localization"], default="background")
+    best_iou = np.where(kind == "wrong_class", ov.other_iou[pos], ov.same_iou[pos])
+    other = np.where(kind == "wrong_class", flat.gt.label[np.maximum(ov.other_gt[pos], 0)], -1)
+    classes = np.asarray(result.classes + [None], dtype=object)
+    dets = pd.DataFrame({"image_id": np.asarray(flat.image_ids, dtype=object)[flat.dt.image[det]], "kind": kind,
+                         "class": classes[flat.dt.label[det]], "score": flat.dt.score[det], "iou": best_iou,
+                         "other_class": classes[other]})
+    dets[["x1", "y1", "x2", "y2"]] = _xyxy(flat.dt.box[det])
+    missed = _missed_gt(result, matched_gt[matched_gt >= 0])
+    miss = pd.DataFrame({"image_id": np.asarray(flat.image_ids, dtype=object)[flat.gt.image[missed]], "kind": "missed",
+                         "class": classes[flat.gt.label[missed]], "score": np.nan, "iou": np.nan, "other_class": None})
+    miss[["x1", "y1", "x2", "y2"]] = _xyxy(flat.gt.box[missed])
+    return pd.concat([dets, miss], ignore_index=True)
+
+
+def _missed_gt(result, taken: np.ndarray) -> np.ndarray:
+    countable = ~result.records.gt_ignored[0]
+    countable[taken] = False
+    return np.flatnonzero(countable)
+
+
+def worst_images(errors: pd.DataFrame, kind: str | None = None) -> pd.DataFrame:
+    """Images ranked by number of errors (of one kind, or of all error kinds), with a count per kind."""
+    if kind is not None and kind not in ERROR_KINDS:
+        raise ValueError(f"unknown error kind {kind!r}; one of {ERROR_KINDS}")
+    counts = pd.crosstab(errors["image_id"], errors["kind"]) if len(errors) else pd.DataFrame()
+    for k in ("tp",) + ERROR_KINDS:
+        if k not in counts:
+            counts[k] = 0
+    counts = counts[["tp", *ERROR_KINDS]]
+    counts["errors"] = counts[list(ERROR_KINDS)].sum(axis=1) if kind is None else counts[kind]
+    counts = counts[counts["errors"] > 0].sort_values(["errors", "tp"], ascending=[False, True], kind="stable")
+    return counts.reset_index().rename_axis(None, axis=1)

@@ -1,0 +1,72 @@
+"""Random ground truth / detections that exercise pycocotools' corner cases, and the oracle run."""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import io
+
+import numpy as np
+
+from detcore.metrics.export import to_coco_detections, to_coco_gt
+from detcore.structures import Detections, Sample
+
+
+def random_case(rng: np.random.Generator, *, n_images=None, n_classes=None, max_gt=8, max_dt=15):
+    n_images = n_images or int(rng.integers(1, 8))
+    n_classes = n_classes or int(rng.integers(1, 6))
+    classes = [f"c{i}" for i in range(n_classes)]
+    # a small score palette makes ties common, within and across images
+    palette = np.round(rng.uniform(0.05, 1.0, size=int(rng.integers(2, 12))), 2)
+    samples, dets = [], []
+    for i in range(n_images):
+        n_gt = int(rng.integers(0, max_gt + 1)) if rng.random() > 0.15 else 0
+        size = rng.choice([20, 60, 200])  # small / medium / large objects
+        xy = rng.uniform(0, 200, size=(n_gt, 2)).round(1)
+        wh = rng.uniform(2, size, size=(n_gt, 2)).round(1)
+        gt_boxes = np.hstack([xy, xy + wh])
+        gt_labels = rng.integers(0, n_classes, size=n_gt)
+        crowd = rng.random(n_gt) < 0.15
+        samples.append(Sample(f"img{i:03d}", f"img{i:03d}.jpg", 400, 400, boxes=gt_boxes, labels=gt_labels, iscrowd=crowd))
+        n_dt = int(rng.integers(0, max_dt + 1)) if rng.random() > 0.1 else 0
+        src = rng.integers(0, max(n_gt, 1), size=n_dt)
+        jitter = rng.normal(0, rng.choice([0.5, 3, 10]), size=(n_dt, 4)).round(1)
+        if n_gt:
+            boxes = gt_boxes[src] + jitter
+            exact = rng.random(n_dt) < 0.2  # exact copies: IoU exactly 1 and boundary cases
+            boxes[exact] = gt_boxes[src[exact]]
+            labels = np.where(rng.random(n_dt) < 0.8, gt_labels[src], rng.integers(0, n_classes, size=n_dt))
+        else:
+            boxes = np.hstack([xy_ := rng.uniform(0, 200, size=(n_dt, 2)), xy_ + rng.uniform(2, 80, size=(n_dt, 2))])
+            labels = rng.integers(0, n_classes, size=n_dt)
+        boxes[:, 2:] = np.maximum(boxes[:, 2:], boxes[:, :2] + 0.5)
+        scores = rng.choice(palette, size=n_dt)
+        dets.append(Detections(f"img{i:03d}", boxes, scores, labels))
+    return samples, dets, classes
+
+
+def pycocotools_eval(samples, dets, classes, *, iou_type="bbox", iou_thresholds=None, max_dets=None):
+    """COCOeval on our exported JSON → (stats[12], precision, recall). None if no detections at all
+    (pycocotools' loadRes cannot take an empty list)."""
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    gt_json = to_coco_gt(samples, classes, with_masks=iou_type == "segm")
+    id_map = {im["detboard_image_id"]: im["id"] for im in gt_json["images"]}
+    dt_json = to_coco_detections(dets, classes, image_id_map=id_map, with_masks=iou_type == "segm")
+    if not dt_json:
+        return None
+    with contextlib.redirect_stdout(io.StringIO()):
+        coco_gt = COCO()
+        coco_gt.dataset = copy.deepcopy(gt_json)
+        coco_gt.createIndex()
+        coco_dt = coco_gt.loadRes(copy.deepcopy(dt_json))
+        ev = COCOeval(coco_gt, coco_dt, iou_type)
+        if iou_thresholds is not None:
+            ev.params.iouThrs = np.asarray(iou_thresholds, dtype=np.float64)
+        if max_dets is not None:
+            ev.params.maxDets = list(max_dets)
+        ev.evaluate()
+        ev.accumulate()
+        ev.summarize()
+    return ev
