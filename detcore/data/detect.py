@@ -80,7 +80,7 @@ def resolve_dataset(path: str | Path, format: str = "auto") -> tuple[Path, str]:
         if len(children) != 1 or not children[0].is_dir():
             break
         folder = children[0]
-    wanted = "any known format" if format == "auto" else f"a {format} dataset"
+    wanted = "dataset in a known format" if format == "auto" else f"{format} dataset"
     raise DataError(path, f"found no {wanted}: expected annotations/+images/ (VOC), Annotations/+JPEGImages/ "
                           "(VOCdevkit), PNGImages/+PedMasks/ (Penn-Fudan) or a COCO instances .json")
 

@@ -234,14 +234,22 @@ def _subdir(root: Path, *names: str) -> Path | None:
     return None
 
 
-def find_voc_layout(root: str | Path) -> tuple[Path, Path, str] | None:
-    """(annotations dir, images dir, layout name) if ``root`` looks like a VOC folder, else None."""
+def _holds_xml(folder: Path) -> bool:
+    with os.scandir(folder) as entries:
+        return any(e.name.lower().endswith(".xml") for e in entries)
+
+
+def find_voc_layout(root: str | Path, *, require_xml: bool = True) -> tuple[Path, Path, str] | None:
+    """(annotations dir, images dir, layout name) if ``root`` looks like a VOC folder, else None.
+    ``require_xml``: the annotations folder must hold an .xml (what tells VOC from COCO's annotations/)."""
     root = Path(root)
     ann, jpeg = _subdir(root, "Annotations"), _subdir(root, "JPEGImages")
-    if ann is not None and jpeg is not None:
+    if ann is None or (require_xml and not _holds_xml(ann)):
+        return None  # e.g. a COCO folder also has annotations/ + images/, but with JSON in it
+    if jpeg is not None:
         return ann, jpeg, "vocdevkit"
     images = _subdir(root, "images")
-    if ann is not None and images is not None:
+    if images is not None:
         return ann, images, "facemask"
     return None
 
@@ -264,7 +272,7 @@ def load_voc_folder(root: str | Path, *, classes: list[str] | None = None, use_c
     index-based splits reproduce theirs. Raises DataError when the folder is not a VOC layout.
     """
     root = Path(root)
-    layout = find_voc_layout(root)
+    layout = find_voc_layout(root, require_xml=False)
     if layout is None:
         raise DataError(root, "not a VOC folder: expected annotations/ + images/ or Annotations/ + JPEGImages/")
     ann_dir, img_dir, layout_name = layout
