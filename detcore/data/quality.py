@@ -114,7 +114,7 @@ def sanitize_boxes(boxes: np.ndarray, width: int | None, height: int | None, *,
     h = np.full(n, float(height) if width and height else np.nan)
     out, changed, keep = clip_to_images(boxes, w, h)
     problems = [clipped_problem(boxes[i], out[i], width, height, file=file, image_id=image_id)
-                for i in np.flatnonzero(changed)]
+                for i in np.flatnonzero(changed & keep)]  # a dropped box is reported once, as degenerate
     problems += [degenerate_problem(boxes[i], file=file, image_id=image_id) for i in np.flatnonzero(~keep)]
     return out, keep, problems
 

@@ -364,7 +364,7 @@ class _SampleBuilder:
         boxes, changed, keep = clip_to_images(table, sizes[owner, 0], sizes[owner, 1])
         for i in np.flatnonzero(changed | ~keep):
             stem, _, ann_path, w, h = self.heads[owner[i]]
-            if changed[i]:
+            if changed[i] and keep[i]:
                 self.problems.append(clipped_problem(table[i], boxes[i], w, h, file=str(ann_path), image_id=stem))
             if not keep[i]:
                 self.problems.append(degenerate_problem(table[i], file=str(ann_path), image_id=stem))
