@@ -199,8 +199,11 @@ def extract_zip_safely(zip_path: str | Path, dest: str | Path, *, max_files: int
         zf = zipfile.ZipFile(zip_path)
     except (zipfile.BadZipFile, OSError) as e:
         raise DataError(zip_path, f"not a readable zip file: {e}") from None
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".partial", dir=dest.parent))
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".partial", dir=dest.parent))
+    except OSError as e:
+        raise DataError(dest, f"cannot extract here: {e}") from None
     try:
         with zf:
             infos = zf.infolist()
@@ -211,6 +214,9 @@ def extract_zip_safely(zip_path: str | Path, dest: str | Path, *, max_files: int
         if dest.exists():
             dest.rmdir()
         os.replace(staging, dest)
+    except OSError as e:  # disk full, permissions: a problem of the target, not of the zip
+        shutil.rmtree(staging, ignore_errors=True)
+        raise DataError(dest, f"cannot extract here: {e}") from None
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
@@ -235,7 +241,7 @@ def _extract_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, staging: Path, z
                     raise DataError(zip_path, f"member {info.filename!r} inflates beyond its declared size or the "
                                               "size limit; refused")
                 out.write(chunk)
-    except (zipfile.BadZipFile, OSError, EOFError, zlib.error) as e:
+    except (zipfile.BadZipFile, EOFError, zlib.error) as e:
         raise DataError(zip_path, f"member {info.filename!r} is corrupt: {e}") from None
     return written
 

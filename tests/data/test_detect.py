@@ -147,3 +147,20 @@ def test_not_a_zip(tmp_path):
     path.write_bytes(b"hello")
     with pytest.raises(DataError, match="not a readable zip"):
         load_dataset(path)
+
+
+def test_flat_zip_and_non_empty_target(tmp_path):
+    src = _pennfudan(tmp_path / "src")
+    zip_path = _zip_folder(tmp_path / "penn.zip", src)
+    assert extract_zip_safely(zip_path, tmp_path / "out") == tmp_path / "out"
+    assert load_dataset(zip_path).format == "pennfudan"
+    with pytest.raises(DataError, match="not empty"):
+        extract_zip_safely(zip_path, tmp_path / "out")
+
+
+def test_macos_metadata_folder_is_skipped(tmp_path):
+    src = _voc(tmp_path / "src")
+    members = {"facemask/" + str(p.relative_to(src)): p.read_bytes() for p in src.rglob("*") if p.is_file()}
+    members["__MACOSX/facemask/._a.xml"] = b"\0\5\26\7"
+    root = extract_zip_safely(_zip(tmp_path / "mac.zip", members), tmp_path / "out")
+    assert root == tmp_path / "out" / "facemask" and not (tmp_path / "out" / "__MACOSX").exists()
