@@ -9,7 +9,7 @@ Annotation problems (raised by the readers):
   ``missing_annotation``   an image without an annotation file (orphan; not loaded)
   ``filename_mismatch``    VOC ``<filename>`` names no file; the same-stem image was used instead
   ``malformed_xml``        XML that ElementTree rejects; recovered leniently (detail says so) or dropped
-  ``unsafe_xml``           XML with a DOCTYPE/ENTITY declaration (entity expansion guard; file dropped)
+  ``unsafe_xml``           XML declaring entities (ENTITY / DOCTYPE internal subset; file dropped)
   ``unreadable_annotation`` an annotation/mask file that cannot be read at all (file dropped)
   ``missing_bndbox``       an object without a (complete) ``bndbox`` / ``bbox`` (object dropped)
   ``bad_coordinates``      a non-numeric or non-finite coordinate (object dropped)

@@ -12,8 +12,8 @@ unique names; case/space/hyphen variants are normalised and reported.
 
 Speed: one XML file becomes a small JSON-able record; records are cached in memory and in an
 on-disk index (outside the dataset, see :func:`index_cache_dir`) keyed by file size + mtime, so a
-second load of an unchanged folder re-parses nothing. Safety: files declaring a DOCTYPE or ENTITY
-are refused before parsing (no entity expansion, no external entities).
+second load of an unchanged folder re-parses nothing. Safety: files declaring entities (an ENTITY or
+a DOCTYPE internal subset) are refused before parsing: no entity expansion, no external entities.
 """
 
 from __future__ import annotations
@@ -36,13 +36,15 @@ from detcore.structures import ParsedDataset, Problem, Sample
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif")
 _RECORD_VERSION = 1  # bump when the record layout changes: old on-disk indexes are then ignored
-_UNSAFE_XML = re.compile(rb"<!\s*(DOCTYPE|ENTITY)", re.IGNORECASE)
+# Entity declarations (billion laughs, external entities) live in a DOCTYPE's internal subset "[...]";
+# a bare <!DOCTYPE annotation> declares nothing, and ElementTree never fetches an external DTD.
+_UNSAFE_XML = re.compile(rb"<!\s*ENTITY|<!\s*DOCTYPE[^>\[]*\[", re.IGNORECASE)
 _MEMORY_INDEX: dict[str, dict[str, list]] = {}  # annotations dir -> {name: [size, mtime_ns, record]}
 
 
 # --- one file -----------------------------------------------------------------------------------
 
-def parse_voc_xml(data: bytes, *, file: str = "<xml>") -> dict[str, Any]:
+def parse_voc_xml(data: bytes) -> dict[str, Any]:
     """Parse one VOC annotation into a record: filename, size, objects, problems.
 
     ``objects`` rows are ``[name, x1, y1, x2, y2, difficult, truncated]`` with coordinates None when
@@ -50,7 +52,8 @@ def parse_voc_xml(data: bytes, *, file: str = "<xml>") -> dict[str, Any]:
     """
     probe = data.decode("utf-16", "ignore").encode() if b"\x00" in data[:256] else data
     if _UNSAFE_XML.search(probe):
-        return _failed("unsafe_xml", "declares a DOCTYPE/ENTITY; refused to parse (entity expansion guard)")
+        return _failed("unsafe_xml", "declares entities (DOCTYPE internal subset); refused to parse "
+                                     "(entity expansion guard)")
     try:
         root = ET.fromstring(data)
     except ET.ParseError as e:
@@ -213,7 +216,7 @@ def read_annotation_records(ann_dir: Path, *, use_cache: bool = True) -> dict[st
         except OSError as e:
             fresh[name] = [st.st_size, st.st_mtime_ns, _failed("unreadable_annotation", f"cannot read: {e}")]
             continue
-        fresh[name] = [st.st_size, st.st_mtime_ns, parse_voc_xml(data, file=name)]
+        fresh[name] = [st.st_size, st.st_mtime_ns, parse_voc_xml(data)]
     if use_cache:
         _MEMORY_INDEX[key] = fresh
         if changed:

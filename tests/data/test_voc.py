@@ -224,3 +224,9 @@ def test_shared_facemask_sample_is_read_exactly():
     assert sorted(p.image_id for p in clipped) == ["maksssksksss5", "maksssksksss93"]
     assert all("401" in p.detail for p in clipped) and kinds(parsed) == ["box_clipped", "box_clipped"]
     assert parsed.sample_by_id()["maksssksksss5"].boxes[1].tolist() == [364, 30, 400, 66]
+
+
+def test_bare_doctype_without_declarations_still_parses():
+    record = parse_voc_xml(b'<?xml version="1.0"?><!DOCTYPE annotation SYSTEM "http://example.invalid/voc.dtd">'
+                           b"<annotation><filename>a.png</filename></annotation>")
+    assert record["ok"] and record["filename"] == "a.png" and record["problems"] == []
