@@ -82,3 +82,17 @@ def test_class_keys_and_canonical_spelling():
     canon = canonical_class_names(Counter({"with_mask": 5, "With-Mask": 1, "dog": 2}))
     assert canon == {"with_mask": "with_mask", "With-Mask": "with_mask", "dog": "dog"}
     assert canonical_class_names(Counter({"DOG": 1}), known=["dog"]) == {"DOG": "dog"}
+
+
+def test_truncated_jpeg_is_reported(tmp_path):
+    from PIL import Image
+
+    root = write_voc(tmp_path / "ds", {"a": [voc_object("cat", (1, 1, 9, 9))], "b": []}, ext=".jpg")
+    noisy = np.random.default_rng(1).integers(0, 255, (30, 40, 3), np.uint8)
+    Image.fromarray(noisy).save(root / "images" / "a.jpg", quality=95)
+    data = (root / "images" / "a.jpg").read_bytes()
+    (root / "images" / "a.jpg").write_bytes(data[: len(data) // 2])
+    parsed = load_voc_folder(root)
+    problems = verify_images(parsed)
+    assert [(p.kind, p.image_id) for p in problems] == [("truncated_image", "a")]
+    assert [s.image_id for s in parsed.samples] == ["b"]
