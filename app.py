@@ -8,14 +8,14 @@ import streamlit as st
 
 from ui.sidebar import sidebar_ui
 
-st.set_page_config(page_title="detboard", page_icon="🎯", layout="wide")
+st.set_page_config(page_title="detboard", page_icon=":material/center_focus_strong:", layout="wide")
 
 navigation = st.navigation(
     [
-        st.Page("pages/data.py", title="Data", icon="🗂️", default=True),
-        st.Page("pages/train.py", title="Train", icon="🏋️"),
-        st.Page("pages/evaluate.py", title="Evaluate", icon="📊"),
-        st.Page("pages/predict.py", title="Predict", icon="🔍"),
+        st.Page("pages/data.py", title="Data", icon=":material/dataset:", default=True),
+        st.Page("pages/train.py", title="Train", icon=":material/model_training:"),
+        st.Page("pages/evaluate.py", title="Evaluate", icon=":material/analytics:"),
+        st.Page("pages/predict.py", title="Predict", icon=":material/image_search:"),
     ]
 )
 sidebar_ui()

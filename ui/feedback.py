@@ -16,6 +16,6 @@ def shown_errors(*, stop: bool = True) -> Iterator[None]:
     try:
         yield
     except DetcoreError as e:
-        st.error(str(e), icon="⚠️")
+        st.error(str(e), icon=":material/error:")
         if stop:
             st.stop()

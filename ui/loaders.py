@@ -36,6 +36,8 @@ def load_parsed_dataset(path: str | Path, fmt: str = "auto") -> ParsedDataset:
 
 def run_listing(runs_root: str) -> list[dict]:
     """Runs on disk, newest first, as plain dicts for widgets: name, path, status, best metric."""
+    if not Path(runs_root).is_dir():
+        return []
     from detcore.train.runs import list_runs
 
     rows = []
@@ -43,3 +45,80 @@ def run_listing(runs_root: str) -> list[dict]:
         rows.append({"name": run.path.name, "path": str(run.path), "status": run.status(),
                      "best": run.best_metric()})
     return rows
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def _sample_image(image_path: str, stamp: float, _sample, _classes: tuple[str, ...]):
+    from detcore import viz
+    from detcore.data.images import load_rgb
+
+    return viz.draw_ground_truth(load_rgb(image_path), _sample, list(_classes))
+
+
+def load_sample_image(parsed: ParsedDataset, sample):
+    """A dataset image with its ground truth drawn (boxes coloured by class, masks when present)."""
+    path = Path(sample.image_path)
+    return _sample_image(str(path), path.stat().st_mtime if path.exists() else 0.0, sample, tuple(parsed.classes))
+
+
+def _checkpoint_stamp(run_dir: Path) -> str:
+    """Which checkpoint the Predictor will load and its mtime: a new best.pt invalidates caches."""
+    ckpts = run_dir / "checkpoints"
+    for name in ("best.pt", "last.pt"):
+        if (ckpts / name).exists():
+            return f"{name}@{(ckpts / name).stat().st_mtime_ns}"
+    return "none"
+
+
+@st.cache_resource(show_spinner="Loading the model…", max_entries=2)
+def _predictor(run_dir: str, stamp: str):
+    from detcore.inference import Predictor
+
+    return Predictor.from_run(run_dir, checkpoint="best", device="auto")
+
+
+def load_predictor(run_dir: Path):
+    """(Predictor for the run's best checkpoint, the checkpoint stamp that keys prediction caches)."""
+    stamp = _checkpoint_stamp(Path(run_dir))
+    return _predictor(str(run_dir), stamp), stamp
+
+
+@st.cache_resource(show_spinner="Evaluating the run (runs the model once over the split)…", max_entries=4)
+def _evaluation(run_dir: str, split: str, stamp: str, data: str | None):
+    from detcore.evaluation import evaluate_run
+
+    return evaluate_run(run_dir, data, split=split)
+
+
+def load_evaluation(run_dir: Path, split: str, data: str | None = None):
+    """The run's EvaluationResult on ``split``; computed once per checkpoint, then thresholds only filter."""
+    return _evaluation(str(run_dir), split, _checkpoint_stamp(Path(run_dir)), data)
+
+
+THRESHOLDS_FILE = "thresholds.json"
+
+
+def load_run_thresholds(run_dir: Path) -> dict:
+    """The run's saved score thresholds: ``{"global": float, "per_class": {class: float}}``, or {}."""
+    import json
+
+    path = Path(run_dir) / THRESHOLDS_FILE
+    if not path.is_file():
+        return {}
+    try:
+        saved = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        from detcore.errors import DataError
+
+        raise DataError(path, f"unreadable thresholds file: {e}") from None
+    return saved if isinstance(saved, dict) else {}
+
+
+def save_run_thresholds(run_dir: Path, *, global_threshold: float, per_class: dict[str, float]) -> Path:
+    """Write thresholds.json atomically (the Predict page and later sessions read it)."""
+    from detcore.atomic import write_json
+
+    return write_json(Path(run_dir) / THRESHOLDS_FILE, {
+        "global": round(float(global_threshold), 4),
+        "per_class": {name: round(float(v), 4) for name, v in per_class.items()},
+    })

@@ -128,25 +128,53 @@ def pytest_runtest_makereport(item, call):
     return report
 
 
-def wait_for_run(page, *, timeout_ms: int = 60_000) -> None:
-    """Wait until Streamlit has finished the current script run (the 'Running…' widget is gone)."""
-    page.wait_for_selector('[data-testid="stApp"]', timeout=timeout_ms)
-    page.wait_for_timeout(300)  # let a rerun triggered by the last interaction start
-    page.wait_for_function(
-        """() => !document.querySelector('[data-testid="stStatusWidget"] [data-testid="stStatusWidgetRunningIcon"]')
-                 && !document.querySelector('[data-testid="stSpinner"]')""",
-        timeout=timeout_ms,
-    )
+class AppDriver:
+    """What every browser test does: open a page, wait for Streamlit to settle, check, screenshot."""
+
+    def __init__(self, page, base_url: str):
+        self.page = page
+        self.base_url = base_url
+
+    def settle(self, *, timeout_ms: int = 60_000) -> None:
+        """Wait until the current script run is over (no running indicator, no spinner)."""
+        self.page.wait_for_timeout(400)  # let a rerun triggered by the last interaction start
+        self.page.wait_for_function(
+            """() => !document.querySelector('[data-testid="stStatusWidgetRunningIcon"]')
+                     && !document.querySelector('[data-testid="stSpinner"]')""",
+            timeout=timeout_ms,
+        )
+
+    def open(self, url_path: str, title: str) -> None:
+        self.page.goto(f"{self.base_url}/{url_path}")
+        self.page.get_by_role("heading", name=title, level=1).wait_for(timeout=90_000)
+        self.settle()
+        self.wait_for_charts()
+
+    def wait_for_charts(self, *, timeout_ms: int = 30_000) -> None:
+        """Plotly draws after the script run ends; wait until every visible chart has its SVG."""
+        self.page.wait_for_function(
+            """() => [...document.querySelectorAll('[data-testid="stPlotlyChart"]')]
+                     .filter(c => c.offsetParent !== null)
+                     .every(c => c.querySelector('.main-svg'))""",
+            timeout=timeout_ms,
+        )
+        self.page.wait_for_timeout(300)
+
+    def assert_no_exception(self) -> None:
+        boxes = self.page.locator(EXCEPTION_SELECTOR)
+        assert boxes.count() == 0, boxes.first.inner_text()
+
+    def metric_value(self, label: str) -> str:
+        metric = self.page.locator('[data-testid="stMetric"]', has_text=label).first
+        return metric.locator('[data-testid="stMetricValue"]').inner_text()
+
+    def screenshot(self, name: str) -> Path:
+        ARTIFACTS.mkdir(exist_ok=True)
+        path = ARTIFACTS / f"{name}.png"
+        self.page.screenshot(path=str(path), full_page=True)
+        return path
 
 
-def open_app_page(page, app_url: str, url_path: str, title: str) -> None:
-    page.goto(f"{app_url}/{url_path}")
-    page.get_by_role("heading", name=title, level=1).wait_for(timeout=90_000)
-    wait_for_run(page)
-
-
-def screenshot(page, name: str) -> Path:
-    ARTIFACTS.mkdir(exist_ok=True)
-    path = ARTIFACTS / f"{name}.png"
-    page.screenshot(path=str(path), full_page=True)
-    return path
+@pytest.fixture
+def app(page, app_url) -> AppDriver:
+    return AppDriver(page, app_url)

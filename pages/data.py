@@ -1,0 +1,202 @@
+"""Data page: pick a dataset (the demo, a folder under DATA, or a dropped .zip) and explore it —
+counts, class balance, box statistics, data-quality problems and an image browser with boxes."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import plotly.express as px
+import streamlit as st
+
+from detcore import paths
+from detcore.atomic import write_bytes
+from detcore.data.detect import extract_zip_safely
+from detcore.data import stats
+from detcore.structures import ParsedDataset
+from detcore import viz
+from ui import state
+from ui.feedback import shown_errors
+from ui.loaders import load_parsed_dataset, load_sample_image
+
+BROWSER_PAGE_SIZE = 12
+
+
+def _folders_under_data() -> list[str]:
+    root = paths.data_root()
+    if not root.is_dir():
+        return []
+    found = [p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")]
+    uploads = paths.uploads_root()
+    if uploads.is_dir():
+        found += [p for p in uploads.iterdir() if p.is_dir() and not p.name.startswith(".")]
+    return sorted(str(p.relative_to(root)) for p in found if p != uploads)
+
+
+def _use_dataset(path: Path) -> None:
+    state.set_current_dataset(path)
+    st.rerun()
+
+
+def folder_picker_ui() -> None:
+    folders = _folders_under_data()
+    choice = st.selectbox("Folder under DATA", folders, index=None, placeholder="Pick a folder…")
+    typed = st.text_input("…or a path under DATA", placeholder="e.g. facemask/train")
+    if st.button("Open folder", disabled=not (choice or typed)):
+        with shown_errors():
+            _use_dataset(paths.confine_to_data_roots(typed or choice))
+
+
+def zip_upload_ui() -> None:
+    upload = st.file_uploader("Drop a dataset .zip (VOC, Penn-Fudan or COCO)", type=["zip"], key="data_zip")
+    if upload is None or st.session_state.get("_data_zip_done") == upload.file_id:
+        return
+    payload = upload.getvalue()
+    digest = hashlib.sha256(payload).hexdigest()[:10]
+    stem = Path(upload.name).stem.replace(" ", "_") or "upload"
+    folder = paths.uploads_root() / f"{stem}-{digest}"
+    if not folder.exists():  # the same archive dropped again reuses its extraction
+        zip_path = paths.uploads_root() / f".{stem}-{digest}.zip"
+        with shown_errors(), st.spinner("Extracting safely…"):
+            write_bytes(zip_path, payload)
+            try:
+                folder = extract_zip_safely(zip_path, folder)
+            finally:
+                zip_path.unlink(missing_ok=True)
+    st.session_state["_data_zip_done"] = upload.file_id
+    _use_dataset(folder)
+
+
+def dataset_picker_ui() -> None:
+    with st.expander("Change dataset"):
+        demo_col, folder_col, zip_col = st.columns(3)
+        with demo_col:
+            st.markdown("**Demo**  \nSynthetic faces with / without masks, generated locally.")
+            if st.button("Use the demo dataset"):
+                _use_dataset(state.demo_dataset_path())
+        with folder_col:
+            folder_picker_ui()
+        with zip_col:
+            zip_upload_ui()
+
+
+def overview_ui(parsed: ParsedDataset) -> None:
+    cols = st.columns(5)
+    cols[0].metric("Format", parsed.format.upper())
+    cols[1].metric("Images", f"{parsed.num_images:,}")
+    cols[2].metric("Objects", f"{parsed.num_objects:,}")
+    cols[3].metric("Classes", len(parsed.classes))
+    cols[4].metric("Problems", len(parsed.problems))
+
+
+def class_balance_ui(parsed: ParsedDataset) -> None:
+    counts = stats.class_counts(parsed)
+    per_image = stats.objects_per_image(parsed)
+    left, right = st.columns(2)
+    with left:
+        st.plotly_chart(viz.class_balance_figure(dict(zip(counts["class"], counts["objects"])), parsed.classes),
+                        key="data_class_balance")
+    with right:
+        figure = px.histogram(per_image, x="objects", title="Objects per image", template="plotly_white")
+        figure.update_layout(bargap=0.1, yaxis_title="images")
+        st.plotly_chart(figure, key="data_objects_per_image")
+    st.dataframe(counts, hide_index=True, column_config={
+        "share": st.column_config.ProgressColumn("share", min_value=0.0, max_value=1.0, format="percent")})
+
+
+def box_stats_ui(parsed: ParsedDataset) -> None:
+    boxes = stats.box_table(parsed)
+    images = stats.image_table(parsed)
+    if boxes.empty:
+        st.info("This dataset has no boxes.")
+        return
+    labels = boxes["class"].map({c: i for i, c in enumerate(parsed.classes)}).to_numpy()
+    left, right = st.columns(2)
+    with left:
+        st.plotly_chart(viz.box_size_figure(widths=boxes["width"], heights=boxes["height"], labels=labels,
+                                            classes=parsed.classes), key="data_box_sizes")
+    with right:
+        aspect = px.histogram(boxes, x="aspect", color="class", nbins=40, log_x=False, barmode="overlay",
+                              title="Box aspect ratio (width / height)", template="plotly_white",
+                              color_discrete_map={c: viz.rgb_hex(rgb) for c, rgb in viz.class_colors(parsed.classes).items()})
+        st.plotly_chart(aspect, key="data_box_aspect")
+    sizes = images.groupby(["width", "height"], dropna=False).size().reset_index(name="images")
+    sizes_fig = px.scatter(sizes, x="width", y="height", size="images", title="Image sizes (pixels)",
+                           template="plotly_white", hover_data=["images"])
+    st.plotly_chart(sizes_fig, key="data_image_sizes")
+
+
+def problems_ui(parsed: ParsedDataset) -> None:
+    table = stats.problems_table(parsed)
+    if table.empty:
+        st.success("No data-quality problems found.")
+        return
+    kinds = sorted(table["kind"].unique())
+    chosen = st.multiselect("Problem kinds", kinds, default=kinds, key="data_problem_kinds")
+    text = st.text_input("File contains", key="data_problem_text")
+    shown = table[table["kind"].isin(chosen)]
+    if text:
+        shown = shown[shown["file"].str.contains(text, case=False, regex=False)]
+    st.dataframe(shown, hide_index=True)
+    st.caption(f"{len(shown)} of {len(table)} problems shown")
+
+
+def _browser_filter_ui(parsed: ParsedDataset) -> list:
+    kinds_by_image: dict[str, set[str]] = {}
+    for p in parsed.problems:
+        if p.image_id:
+            kinds_by_image.setdefault(p.image_id, set()).add(p.kind)
+    left, right = st.columns(2)
+    classes = left.multiselect("Images containing class", parsed.classes, key="data_browser_classes")
+    kinds = sorted({p.kind for p in parsed.problems if p.image_id})
+    problem = right.selectbox("With problem", ["any image", *kinds], key="data_browser_problem")
+    wanted = {parsed.classes.index(c) for c in classes}
+    samples = []
+    for s in parsed.samples:
+        if wanted and not wanted.intersection(s.labels.tolist()):
+            continue
+        if problem != "any image" and problem not in kinds_by_image.get(s.image_id, ()):
+            continue
+        samples.append(s)
+    return samples
+
+
+def class_legend_html(classes: list[str]) -> str:
+    chips = [f'<span style="background:{viz.rgb_hex(rgb)};color:#111;padding:1px 8px;border-radius:8px;'
+             f'margin-right:6px;font-size:0.85em">{name}</span>' for name, rgb in viz.class_colors(classes).items()]
+    return "".join(chips)
+
+
+def image_browser_ui(parsed: ParsedDataset) -> None:
+    samples = _browser_filter_ui(parsed)
+    if not samples:
+        st.info("No image matches these filters.")
+        return
+    n_pages = (len(samples) + BROWSER_PAGE_SIZE - 1) // BROWSER_PAGE_SIZE
+    pager, legend = st.columns([1, 4], vertical_alignment="bottom")
+    page = pager.number_input(f"Page (of {n_pages})", 1, n_pages, 1, key="data_browser_page") if n_pages > 1 else 1
+    chunk = samples[(page - 1) * BROWSER_PAGE_SIZE: page * BROWSER_PAGE_SIZE]
+    legend.markdown(f"{len(samples)} images &nbsp; " + class_legend_html(parsed.classes), unsafe_allow_html=True)
+    cols = st.columns(4)
+    for i, sample in enumerate(chunk):
+        with cols[i % 4], shown_errors(stop=False):
+            st.image(load_sample_image(parsed, sample), caption=f"{sample.image_id} · {sample.num_objects} objects")
+
+
+st.title("Data")
+dataset_picker_ui()
+with shown_errors():
+    dataset = load_parsed_dataset(state.current_dataset_path())
+st.caption(f"`{dataset.root}`")
+overview_ui(dataset)
+balance_tab, boxes_tab, problems_tab, browser_tab = st.tabs(
+    ["Classes", "Boxes & images", f"Problems ({len(dataset.problems)})", "Image browser"]
+)
+with balance_tab:
+    class_balance_ui(dataset)
+with boxes_tab:
+    box_stats_ui(dataset)
+with problems_tab:
+    problems_ui(dataset)
+with browser_tab:
+    image_browser_ui(dataset)
