@@ -94,6 +94,7 @@ class CocoFiles:
                 raise DataError(path, f"result {j} has no 'segmentation' (needed for --iou-type segm)")
             per_image.setdefault(self.image_index[d["image_id"]], []).append(j)
         order = [j for i in sorted(per_image) for j in per_image[i]]
+        self.results_have_bbox = bool(data) and "bbox" in data[0] and data[0]["bbox"] != []
         self.dt_rles = [self._dt_rle(data[j]) for j in order] if self.iou_type == "segm" else []
         xywh = np.array([self._dt_xywh(data[j], k, path) for k, j in enumerate(order)], dtype=np.float64).reshape(-1, 4)
         self.dt_xywh, self.dt_score = xywh, np.array([float(data[j]["score"]) for j in order])
@@ -139,5 +140,6 @@ def evaluate_coco_files(gt_json: str | Path, dt_json: str | Path, *, iou_type: s
         flat.iou_type = "segm"
         flat.gt_rles = [r for s in files.samples for r in mask_ops.sample_rles(s)]
         flat.dt_rles = files.dt_rles
-        flat.dt.area = mask_ops.rle_area(flat.dt_rles)
+        if not files.results_have_bbox:  # loadRes: box area when results have a bbox, else mask area
+            flat.dt.area = mask_ops.rle_area(flat.dt_rles)
     return evaluate_flat(flat, files.classes, iou_type=iou_type, iou_thresholds=iou_thresholds)

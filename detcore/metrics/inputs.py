@@ -105,9 +105,9 @@ def _flatten_dt(detections: list[Detections], index: dict[str, int], num_classes
     if iou_type == "segm":
         for d in detections:
             rles.extend(mask_ops.detection_rles(d))
-        area = mask_ops.rle_area(rles)
-    else:
-        area = box[:, 2] * box[:, 3]
+    # detection area decides the area range of an unmatched detection; pycocotools' loadRes
+    # takes it from the box whenever results carry a bbox (as ours always do), even for segm
+    area = box[:, 2] * box[:, 3]
     return FlatDetections(image, label.astype(np.int64), box, area, score), rles
 
 

@@ -70,3 +70,61 @@ def pycocotools_eval(samples, dets, classes, *, iou_type="bbox", iou_thresholds=
         ev.accumulate()
         ev.summarize()
     return ev
+
+
+def _polygon(rng, cx, cy, r):
+    """A random star-shaped polygon around (cx, cy) as a flat COCO list [x0, y0, x1, y1, ...]."""
+    n = int(rng.integers(3, 8))
+    ang = np.sort(rng.uniform(0, 2 * np.pi, n))
+    rad = r * rng.uniform(0.5, 1.0, n)
+    return np.column_stack([cx + rad * np.cos(ang), cy + rad * np.sin(ang)]).round(1).ravel().tolist()
+
+
+def random_mask_case(rng: np.random.Generator, *, size=64):
+    """Polygon ground truth (some crowd, as uncompressed RLE) and bool-mask detections."""
+    from pycocotools import mask as mask_utils
+
+    n_classes = int(rng.integers(1, 4))
+    classes = [f"m{i}" for i in range(n_classes)]
+    samples, dets = [], []
+    for i in range(int(rng.integers(1, 5))):
+        n_gt = int(rng.integers(0, 6))
+        segs, boxes, crowd = [], [], []
+        gt_masks = []
+        for _ in range(n_gt):
+            poly = _polygon(rng, *rng.uniform(8, size - 8, 2), rng.uniform(3, 20))
+            rle = mask_utils.merge(mask_utils.frPyObjects([poly], size, size))
+            m = mask_utils.decode(rle).astype(bool)
+            if not m.any():
+                continue
+            is_crowd = rng.random() < 0.15
+            if is_crowd:  # COCO crowd annotations are uncompressed RLE
+                flat = m.ravel(order="F").astype(np.uint8)
+                change = np.flatnonzero(np.diff(np.r_[0, flat, 1 - flat[-1]]))
+                counts = np.diff(np.r_[0, change]).tolist()
+                segs.append({"size": [size, size], "counts": counts})
+            else:
+                segs.append([poly])
+            x, y, w, h = mask_utils.toBbox(rle)
+            boxes.append([x, y, x + w, y + h])
+            crowd.append(is_crowd)
+            gt_masks.append(m)
+        labels = rng.integers(0, n_classes, size=len(boxes))
+        samples.append(Sample(f"m{i}", f"m{i}.png", size, size, boxes=np.array(boxes).reshape(-1, 4), labels=labels,
+                              iscrowd=crowd, segmentations=segs))
+        n_dt = int(rng.integers(0, 8))
+        masks = np.zeros((n_dt, size, size), bool)
+        d_labels = rng.integers(0, n_classes, size=n_dt)
+        for j in range(n_dt):
+            if gt_masks and rng.random() < 0.7:
+                src = int(rng.integers(0, len(gt_masks)))
+                masks[j] = np.roll(gt_masks[src], tuple(rng.integers(-2, 3, 2)), axis=(0, 1))
+                d_labels[j] = labels[src] if rng.random() < 0.8 else d_labels[j]
+            else:
+                x0, y0 = rng.integers(0, size - 10, 2)
+                masks[j, y0 : y0 + rng.integers(2, 10), x0 : x0 + rng.integers(2, 10)] = True
+
+        d_boxes = np.array([[*np.argwhere(mk).min(0)[::-1], *(np.argwhere(mk).max(0)[::-1] + 1)] for mk in masks]).reshape(-1, 4)
+        scores = rng.choice(np.round(rng.uniform(0.1, 1, 4), 2), size=n_dt)
+        dets.append(Detections(f"m{i}", d_boxes, scores, d_labels, masks=masks))
+    return samples, dets, classes
