@@ -4,6 +4,7 @@ Layouts (folder names matched case-insensitively):
   - Face Mask: ``images/`` + ``annotations/``; the XML ``<filename>`` names the image. When it names
     no file, the image with the XML's stem is used and ``filename_mismatch`` is reported.
   - VOCdevkit: ``JPEGImages/`` + ``Annotations/`` (+ ``ImageSets/Main/*.txt``, used by splits).
+  - flat: ``.xml`` files beside their images in one folder (LabelImg's default).
 
 Coordinates are kept exactly as written (x1 = xmin, x2 = xmax, continuous; no +1/-1 arithmetic),
 clipped to ``<size>`` and reported (the real Face Mask set has xmax=401 on 400-px images).
@@ -237,9 +238,9 @@ def _subdir(root: Path, *names: str) -> Path | None:
     return None
 
 
-def _holds_xml(folder: Path) -> bool:
+def _holds(folder: Path, suffixes: tuple[str, ...]) -> bool:
     with os.scandir(folder) as entries:
-        return any(e.name.lower().endswith(".xml") for e in entries)
+        return any(e.name.lower().endswith(suffixes) for e in entries)
 
 
 def find_voc_layout(root: str | Path, *, require_xml: bool = True) -> tuple[Path, Path, str] | None:
@@ -247,7 +248,9 @@ def find_voc_layout(root: str | Path, *, require_xml: bool = True) -> tuple[Path
     ``require_xml``: the annotations folder must hold an .xml (what tells VOC from COCO's annotations/)."""
     root = Path(root)
     ann, jpeg = _subdir(root, "Annotations"), _subdir(root, "JPEGImages")
-    if ann is None or (require_xml and not _holds_xml(ann)):
+    if ann is None:  # LabelImg's default: each .xml saved next to its image
+        return (root, root, "flat") if _holds(root, (".xml",)) and _holds(root, IMAGE_SUFFIXES) else None
+    if require_xml and not _holds(ann, (".xml",)):
         return None  # e.g. a COCO folder also has annotations/ + images/, but with JSON in it
     if jpeg is not None:
         return ann, jpeg, "vocdevkit"
@@ -277,7 +280,8 @@ def load_voc_folder(root: str | Path, *, classes: list[str] | None = None, use_c
     root = Path(root)
     layout = find_voc_layout(root, require_xml=False)
     if layout is None:
-        raise DataError(root, "not a VOC folder: expected annotations/ + images/ or Annotations/ + JPEGImages/")
+        raise DataError(root, "not a VOC folder: expected annotations/ + images/, Annotations/ + JPEGImages/, "
+                              "or .xml files beside their images")
     ann_dir, img_dir, layout_name = layout
     records = read_annotation_records(ann_dir, use_cache=use_cache)
     known = classes if classes is not None else read_class_list(root)

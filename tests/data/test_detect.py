@@ -164,3 +164,9 @@ def test_macos_metadata_folder_is_skipped(tmp_path):
     members["__MACOSX/facemask/._a.xml"] = b"\0\5\26\7"
     root = extract_zip_safely(_zip(tmp_path / "mac.zip", members), tmp_path / "out")
     assert root == tmp_path / "out" / "facemask" and not (tmp_path / "out" / "__MACOSX").exists()
+
+
+def test_flat_labelimg_folder_is_detected_as_voc(tmp_path):
+    write_image(tmp_path / "flat" / "a.png")
+    (tmp_path / "flat" / "a.xml").write_text("<annotation><filename>a.png</filename></annotation>")
+    assert detect_format(tmp_path / "flat") == "voc"

@@ -230,3 +230,13 @@ def test_bare_doctype_without_declarations_still_parses():
     record = parse_voc_xml(b'<?xml version="1.0"?><!DOCTYPE annotation SYSTEM "http://example.invalid/voc.dtd">'
                            b"<annotation><filename>a.png</filename></annotation>")
     assert record["ok"] and record["filename"] == "a.png" and record["problems"] == []
+
+
+def test_flat_layout_xml_beside_images(tmp_path):
+    root = tmp_path / "labelimg"
+    write_image(root / "a.jpg")
+    (root / "a.xml").write_text(voc_xml("a.jpg", (40, 30), [voc_object("cat", (1, 2, 3, 4))]))
+    write_image(root / "b.jpg")
+    parsed = load_voc_folder(root)
+    assert parsed.meta["layout"] == "flat" and parsed.samples[0].boxes.tolist() == [[1, 2, 3, 4]]
+    assert [p.kind for p in parsed.problems] == ["missing_annotation"]
