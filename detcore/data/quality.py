@@ -32,6 +32,7 @@ Image problems (found by :func:`verify_images`, which opens headers only):
 
 from __future__ import annotations
 
+import os
 import re
 import warnings
 from collections import Counter
@@ -40,8 +41,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from detcore.data.images import MAX_IMAGE_PIXELS, image_size
-from detcore.errors import DataError
+from detcore.data.images import MAX_IMAGE_PIXELS
 from detcore.structures import ParsedDataset, Problem, Sample
 
 _SPELLING_NOISE = re.compile(r"[\s\-_]+")
@@ -158,33 +158,62 @@ def _tail_looks_complete(path: Path, fmt: str | None) -> bool:
     return tail.endswith(_PNG_END) if fmt == "PNG" else b"\xff\xd9" in tail
 
 
+_HEADER_CACHE: dict[tuple[str, int, int], tuple[tuple[int, int] | None, str | None, str | None]] = {}
+_HEADER_CACHE_MAX = 200_000  # entries are ~100 bytes; bounded so a long-lived app server cannot grow forever
+
+
 def check_image(path: Path, *, image_id: str | None = None) -> tuple[tuple[int, int] | None, Problem | None]:
-    """Open one image's header. Returns ((width, height) or None, problem or None)."""
-    name = str(path)
+    """Open one image's header. Returns ((width, height) or None, problem or None).
+
+    Results are memoised in-process by (path, size, mtime), so re-verifying an unchanged dataset
+    (every app rerun) costs one ``stat`` per image.
+    """
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return None, Problem("missing_image", str(path), "image file not found", image_id)
+    except OSError as e:
+        return None, Problem("unreadable_image", str(path), f"cannot stat the file: {e}", image_id)
+    key = (str(path), st.st_size, st.st_mtime_ns)
+    hit = _HEADER_CACHE.get(key)
+    if hit is None:
+        if len(_HEADER_CACHE) >= _HEADER_CACHE_MAX:
+            _HEADER_CACHE.clear()
+        hit = _HEADER_CACHE[key] = _read_header(Path(path))
+    size, kind, detail = hit
+    return size, None if kind is None else Problem(kind, str(path), detail, image_id)
+
+
+def _read_header(path: Path) -> tuple[tuple[int, int] | None, str | None, str | None]:
+    """(EXIF-rotated (w, h), None, None) for a usable image, else (None, problem kind, detail)."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(path) as img:
                 w, h = img.size
-                fmt = img.format
                 if w * h > MAX_IMAGE_PIXELS:
-                    return None, Problem("decompression_bomb", name, f"{w}x{h} = {w * h:,} pixels is above the "
-                                         f"{MAX_IMAGE_PIXELS:,}-pixel limit; not decoded", image_id)
-                if not _tail_looks_complete(path, fmt):
+                    return None, "decompression_bomb", (f"{w}x{h} = {w * h:,} pixels is above the "
+                                                        f"{MAX_IMAGE_PIXELS:,}-pixel limit; not decoded")
+                if not _tail_looks_complete(path, img.format):
                     img.load()  # the tail looked cut: only now pay for a full decode to be sure
+                # the size images.load_rgb will return: EXIF orientations 5-8 swap width and height
+                return ((h, w) if _exif_orientation(img) in (5, 6, 7, 8) else (w, h)), None, None
     except FileNotFoundError:
-        return None, Problem("missing_image", name, "image file not found", image_id)
+        return None, "missing_image", "image file not found"
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
-        return None, Problem("decompression_bomb", name, f"refused by PIL as a decompression bomb: {e}", image_id)
+        return None, "decompression_bomb", f"refused by PIL as a decompression bomb: {e}"
     except UnidentifiedImageError:
-        return None, Problem("not_an_image", name, "PIL cannot identify this file as an image", image_id)
+        return None, "not_an_image", "PIL cannot identify this file as an image"
     except (OSError, SyntaxError, ValueError) as e:
         kind = "truncated_image" if "truncat" in str(e).lower() else "unreadable_image"
-        return None, Problem(kind, name, f"cannot decode the image: {e}", image_id)
+        return None, kind, f"cannot decode the image: {e}"
+
+
+def _exif_orientation(img: Image.Image) -> int:
     try:
-        return image_size(path), None  # EXIF-rotated size: what images.load_rgb will return
-    except DataError as e:
-        return None, Problem("unreadable_image", name, e.problem, image_id)
+        return int(img.getexif().get(0x0112, 1))
+    except Exception:  # malformed EXIF must not make a good image unusable; PIL raises many types here
+        return 1
 
 
 def verify_images(parsed: ParsedDataset, *, drop_unusable: bool = True) -> list[Problem]:

@@ -96,3 +96,24 @@ def test_truncated_jpeg_is_reported(tmp_path):
     problems = verify_images(parsed)
     assert [(p.kind, p.image_id) for p in problems] == [("truncated_image", "a")]
     assert [s.image_id for s in parsed.samples] == ["b"]
+
+
+def test_exif_rotated_photo_is_measured_as_displayed(tmp_path):
+    from PIL import Image
+
+    root = write_voc(tmp_path / "ds", {"a": [voc_object("cat", (1, 1, 9, 9))]}, size=(30, 40), ext=".jpg")
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90°: stored 40x30, shown 30x40
+    Image.new("RGB", (40, 30)).save(root / "images" / "a.jpg", exif=exif)
+    parsed = load_voc_folder(root)
+    assert verify_images(parsed) == []
+    assert load_rgb(parsed.samples[0].image_path).shape == (40, 30, 3)
+
+
+def test_an_image_fixed_on_disk_is_checked_again(tmp_path):
+    root = _dataset(tmp_path, n=1)
+    image = root / "images" / "im0.png"
+    image.write_bytes(b"junk")
+    assert [p.kind for p in verify_images(load_voc_folder(root))] == ["not_an_image"]
+    write_image(image, 40, 30)
+    assert verify_images(load_voc_folder(root)) == []
