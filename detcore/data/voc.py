@@ -57,7 +57,7 @@ def parse_voc_xml(data: bytes) -> dict[str, Any]:
                                      "(entity expansion guard)")
     try:
         root = ET.fromstring(data)
-    except ET.ParseError as e:
+    except (ET.ParseError, LookupError, ValueError) as e:  # LookupError: an unknown declared encoding
         return _recover_with_soup(data, str(e))
     return _record_from_tree(_EtNode(root), recovered_from=None)
 
@@ -186,6 +186,10 @@ def _read_disk_index(ann_dir: Path) -> dict[str, list]:
     return {}
 
 
+def _is_record(obj: Any) -> bool:
+    return isinstance(obj, dict) and {"ok", "filename", "size", "objects", "problems"} <= obj.keys()
+
+
 def _write_disk_index(ann_dir: Path, files: dict[str, list]) -> None:
     try:
         atomic.write_text(_index_file(ann_dir), json.dumps(
@@ -208,7 +212,7 @@ def read_annotation_records(ann_dir: Path, *, use_cache: bool = True) -> dict[st
     changed = len(cached) != len(current)
     for name, st in current.items():
         hit = cached.get(name)
-        if hit is not None and hit[0] == st.st_size and hit[1] == st.st_mtime_ns:
+        if isinstance(hit, list) and len(hit) == 3 and hit[:2] == [st.st_size, st.st_mtime_ns] and _is_record(hit[2]):
             fresh[name] = hit
             continue
         changed = True

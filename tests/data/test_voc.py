@@ -240,3 +240,20 @@ def test_flat_layout_xml_beside_images(tmp_path):
     parsed = load_voc_folder(root)
     assert parsed.meta["layout"] == "flat" and parsed.samples[0].boxes.tolist() == [[1, 2, 3, 4]]
     assert [p.kind for p in parsed.problems] == ["missing_annotation"]
+
+
+def test_index_with_wrong_shapes_is_not_trusted(tmp_path):
+    root = write_voc(tmp_path / "ds", {"a": [voc_object("x", (1, 1, 5, 5))]})
+    load_voc_folder(root)
+    (index,) = (tmp_path / "cache").rglob("*.json")
+    payload = __import__("json").loads(index.read_text())
+    payload["files"]["a.xml"] = [1, 2]
+    index.write_text(__import__("json").dumps(payload))
+    voc._MEMORY_INDEX.clear()
+    assert load_voc_folder(root).num_objects == 1
+
+
+def test_unknown_declared_encoding_is_recovered_or_reported():
+    record = parse_voc_xml(b'<?xml version="1.0" encoding="bogus"?><annotation><filename>a.png</filename>'
+                           b"</annotation>")
+    assert record["problems"][0][0] == "malformed_xml"
