@@ -67,9 +67,13 @@ def _failed(kind: str, detail: str) -> dict[str, Any]:
 
 
 def _recover_with_soup(data: bytes, error: str) -> dict[str, Any]:
-    from bs4 import BeautifulSoup  # only broken files pay for the lenient parser
+    import warnings
 
-    soup = BeautifulSoup(data, "html.parser")
+    from bs4 import BeautifulSoup, XMLParsedAsHTMLWarning  # only broken files pay for the lenient parser
+
+    with warnings.catch_warnings():  # html.parser is chosen on purpose: it is the lenient one
+        warnings.simplefilter("ignore", XMLParsedAsHTMLWarning)
+        soup = BeautifulSoup(data, "html.parser")
     node = _SoupNode(soup)
     if soup.find("object") is None and soup.find("filename") is None:
         return _failed("malformed_xml", f"not well-formed XML ({error}) and nothing recoverable; dropped")
