@@ -127,7 +127,11 @@ def _detect_zip_format(path: Path) -> str:
 def load_dataset(path: str | Path, format: str = "auto", *, verify_images: bool = False,
                  classes: list[str] | None = None) -> ParsedDataset:
     """Read any supported dataset; with ``verify_images`` also open every image header
-    (:func:`detcore.data.quality.verify_images`). Raises DataError when nothing usable is there."""
+    (:func:`detcore.data.quality.verify_images`: unusable images are dropped and reported).
+
+    ``classes`` fixes the class list and order of a VOC dataset (names outside it are dropped and
+    reported); Penn-Fudan and COCO take their classes from the data, so callers compare.
+    Raises DataError when nothing usable is there."""
     path = Path(path)
     if path.is_file() and path.suffix.lower() == ".zip":
         path = _import_zip(path)
