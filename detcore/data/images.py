@@ -71,16 +71,22 @@ def load_rgb(source: str | Path | bytes, *, name: str | None = None) -> np.ndarr
     return np.asarray(open_image(source, name=name), dtype=np.uint8)
 
 
+def displayed_size(img: Image.Image) -> tuple[int, int]:
+    """(width, height) of an opened image as ``open_image`` will return it: EXIF orientations 5-8
+    swap the stored width and height. Reads the header only."""
+    w, h = img.size
+    try:
+        orientation = img.getexif().get(0x0112, 1)
+    except Exception:  # malformed EXIF must not make a good image unusable; PIL raises many types here
+        orientation = 1
+    return (h, w) if orientation in (5, 6, 7, 8) else (w, h)
+
+
 def image_size(path: str | Path) -> tuple[int, int]:
     """(width, height) from the header only, with EXIF rotation accounted for. Raises DataError."""
     try:
         with Image.open(path) as img:
-            w, h = img.size
-            try:
-                orientation = img.getexif().get(0x0112, 1)
-            except Exception:
-                orientation = 1
-            return (h, w) if orientation in (5, 6, 7, 8) else (w, h)
+            return displayed_size(img)
     except UnidentifiedImageError:
         raise DataError(path, "not an image file (PIL cannot identify it)") from None
     except FileNotFoundError:

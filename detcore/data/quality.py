@@ -41,7 +41,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from detcore.data.images import MAX_IMAGE_PIXELS
+from detcore.data.images import MAX_IMAGE_PIXELS, displayed_size
 from detcore.structures import ParsedDataset, Problem, Sample
 
 _SPELLING_NOISE = re.compile(r"[\s\-_]+")
@@ -196,8 +196,7 @@ def _read_header(path: Path) -> tuple[tuple[int, int] | None, str | None, str | 
                                                         f"{MAX_IMAGE_PIXELS:,}-pixel limit; not decoded")
                 if not _tail_looks_complete(path, img.format):
                     img.load()  # the tail looked cut: only now pay for a full decode to be sure
-                # the size images.load_rgb will return: EXIF orientations 5-8 swap width and height
-                return ((h, w) if _exif_orientation(img) in (5, 6, 7, 8) else (w, h)), None, None
+                return displayed_size(img), None, None  # the size images.load_rgb will return
     except FileNotFoundError:
         return None, "missing_image", "image file not found"
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
@@ -207,13 +206,6 @@ def _read_header(path: Path) -> tuple[tuple[int, int] | None, str | None, str | 
     except (OSError, SyntaxError, ValueError) as e:
         kind = "truncated_image" if "truncat" in str(e).lower() else "unreadable_image"
         return None, kind, f"cannot decode the image: {e}"
-
-
-def _exif_orientation(img: Image.Image) -> int:
-    try:
-        return int(img.getexif().get(0x0112, 1))
-    except Exception:  # malformed EXIF must not make a good image unusable; PIL raises many types here
-        return 1
 
 
 def verify_images(parsed: ParsedDataset, *, drop_unusable: bool = True) -> list[Problem]:
