@@ -43,7 +43,9 @@ def _read_json(path: Path) -> dict:
 def _guess_image_root(json_path: Path, images: list[dict]) -> Path:
     """The folder the ``file_name`` entries are relative to, among the usual places."""
     here = json_path.parent
-    candidates = [here, here / "images", here.parent / "images", here.parent, here.parent / json_path.stem]
+    split_name = json_path.stem.removeprefix("instances_")  # annotations/instances_val2017.json -> val2017/
+    candidates = [here, here / "images", here.parent / "images", here.parent, here.parent / split_name,
+                  here / split_name]
     names = [str(im.get("file_name", "")) for im in images[:20] if im.get("file_name")]
     for folder in candidates:
         if names and any((folder / n).is_file() for n in names):

@@ -81,3 +81,12 @@ def test_explicit_image_root(tmp_path):
     write_image(other / "a.png", 40, 30)
     parsed = load_coco_json(path, image_root=other)
     assert [s.image_id for s in parsed.samples] == ["10"]
+
+
+def test_official_coco_layout_finds_the_split_folder(tmp_path):
+    write_image(tmp_path / "val2017" / "000000000139.jpg", 40, 30)
+    path = write_coco(tmp_path / "annotations" / "instances_val2017.json", {
+        "images": [{"id": 139, "file_name": "000000000139.jpg", "width": 40, "height": 30}],
+        "annotations": [], "categories": [{"id": 1, "name": "person"}]})
+    parsed = load_coco_json(path)
+    assert parsed.root == tmp_path / "val2017" and parsed.num_images == 1
