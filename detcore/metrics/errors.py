@@ -48,16 +48,21 @@ def classify_errors(result, thresholds: np.ndarray, iou: float) -> pd.DataFrame:
         ["tp", "duplicate", "wrong_class", "localization"], default="background")
     best_iou = np.where(kind == "wrong_class", ov.other_iou[pos], ov.same_iou[pos])
     other = np.where(kind == "wrong_class", flat.gt.label[np.maximum(ov.other_gt[pos], 0)], -1)
-    classes = np.asarray(result.classes + [None], dtype=object)
-    dets = pd.DataFrame({"image_id": np.asarray(flat.image_ids, dtype=object)[flat.dt.image[det]], "kind": kind,
-                         "class": classes[flat.dt.label[det]], "score": flat.dt.score[det], "iou": best_iou,
-                         "other_class": classes[other]})
-    dets[["x1", "y1", "x2", "y2"]] = _xyxy(flat.dt.box[det])
     missed = _missed_gt(result, matched_gt[matched_gt >= 0])
-    miss = pd.DataFrame({"image_id": np.asarray(flat.image_ids, dtype=object)[flat.gt.image[missed]], "kind": "missed",
-                         "class": classes[flat.gt.label[missed]], "score": np.nan, "iou": np.nan, "other_class": None})
-    miss[["x1", "y1", "x2", "y2"]] = _xyxy(flat.gt.box[missed])
-    return pd.concat([dets, miss], ignore_index=True)
+    classes = np.asarray(list(result.classes) + [None], dtype=object)
+    image_ids = np.asarray(flat.image_ids, dtype=object)
+    n_miss = len(missed)
+    boxes = _xyxy(np.concatenate([flat.dt.box[det], flat.gt.box[missed]]))
+    # one DataFrame from whole columns: building it piecewise costs more than the classification
+    return pd.DataFrame({
+        "image_id": np.concatenate([image_ids[flat.dt.image[det]], image_ids[flat.gt.image[missed]]]),
+        "kind": np.concatenate([kind.astype(object), np.full(n_miss, "missed", dtype=object)]),
+        "class": np.concatenate([classes[flat.dt.label[det]], classes[flat.gt.label[missed]]]),
+        "score": np.concatenate([flat.dt.score[det], np.full(n_miss, np.nan)]),
+        "iou": np.concatenate([best_iou, np.full(n_miss, np.nan)]),
+        "other_class": np.concatenate([classes[other], np.full(n_miss, None, dtype=object)]),
+        "x1": boxes[:, 0], "y1": boxes[:, 1], "x2": boxes[:, 2], "y2": boxes[:, 3],
+    })
 
 
 def _missed_gt(result, taken: np.ndarray) -> np.ndarray:

@@ -60,7 +60,7 @@ class EvaluationResult:
         self.max_dets = max_dets
         self.iou_type = iou_type
         self.area_names = list(coco.AREA_RANGES)
-        self._sweeps: dict[int, ScoreSweep] = {}
+        self._sweeps: dict = {}  # per IoU index: ScoreSweep; ('static', t): table columns
 
     # ---- COCO numbers -------------------------------------------------------------------
     def summary(self) -> dict[str, float | None]:
@@ -86,21 +86,31 @@ class EvaluationResult:
 
     def per_class(self, thresholds=None, *, iou: float = 0.5) -> pd.DataFrame:
         """One row per class: AP, AP50, AP75, APs/m/l, n_gt, n_det, and P/R/F1 at the score
-        thresholds (scalar or per class; default 0.5) plus the F1-optimal threshold at ``iou``."""
+        thresholds (scalar, per-class array or {class: t}; default 0.5) plus the F1-optimal
+        threshold, both at ``iou``. Undefined values (no ground truth) are NaN."""
         thr = self._thresholds(thresholds)
         sweep = self.sweep(iou)
         tp, fp = sweep.counts_at(thr)
         p, r, f1 = prf(tp, fp, sweep.n_gt)
-        rows = []
-        for k, name in enumerate(self.classes):
-            defined = self.n_gt[k] > 0
-            rows.append({"class": name, "AP": self.class_ap(k), "AP50": self.class_ap(k, iou=0.5),
-                         "AP75": self.class_ap(k, iou=0.75), "APs": self.class_ap(k, area="small"),
-                         "APm": self.class_ap(k, area="medium"), "APl": self.class_ap(k, area="large"),
-                         "n_gt": int(self.n_gt[k]), "n_det": int(self.n_det[k]), "threshold": float(thr[k]),
-                         "precision": _nan_none(p[k]), "recall": _nan_none(r[k]), "f1": _nan_none(f1[k]),
-                         "best_f1_threshold": best_f1_threshold(sweep.curve(k)) if defined else None})
-        return pd.DataFrame(rows)
+        table = self._static_columns(iou).copy()
+        table["threshold"], table["precision"], table["recall"], table["f1"] = thr, p, r, f1
+        return table[["class", "AP", "AP50", "AP75", "APs", "APm", "APl", "n_gt", "n_det", "threshold",
+                      "precision", "recall", "f1", "best_f1_threshold"]]
+
+    def _static_columns(self, iou: float) -> pd.DataFrame:
+        """The threshold-independent part of the per-class table, built once per IoU."""
+        key = ("static", self.iou_index(iou))
+        if key not in self._sweeps:
+            sweep = self.sweep(iou)
+            cols = {"class": list(self.classes)}
+            for name, kw in (("AP", {}), ("AP50", {"iou": 0.5}), ("AP75", {"iou": 0.75}), ("APs", {"area": "small"}),
+                             ("APm", {"area": "medium"}), ("APl", {"area": "large"})):
+                cols[name] = [_nan(self.class_ap(k, **kw)) for k in range(len(self.classes))]
+            cols["n_gt"], cols["n_det"] = self.n_gt.astype(int), self.n_det.astype(int)
+            cols["best_f1_threshold"] = [_nan(best_f1_threshold(sweep.curve(k))) if self.n_gt[k] > 0 else np.nan
+                                         for k in range(len(self.classes))]
+            self._sweeps[key] = pd.DataFrame(cols)
+        return self._sweeps[key]
 
     def _thresholds(self, thresholds) -> np.ndarray:
         if thresholds is None:
@@ -195,6 +205,10 @@ class EvaluationResult:
         from detcore.metrics.report import result_to_json
 
         return result_to_json(self, thresholds)
+
+
+def _nan(v) -> float:
+    return np.nan if v is None else float(v)
 
 
 def _nan_none(v) -> float | None:
