@@ -1,0 +1,157 @@
+"""Predictor: a run's checkpoint → model → numpy Detections (DESIGN.md §2), loaded once.
+
+The model's own score threshold is lowered to the caller's ``score_floor`` so the app can
+re-threshold (a slider, per-class thresholds) without running the model again. Labels leave as
+class indices (model label − 1); Mask R-CNN masks leave thresholded at 0.5 as bool (N, H, W).
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from detcore.errors import CheckpointError, DataError
+from detcore.structures import Detections
+
+MASK_THRESHOLD = 0.5
+
+
+def resolve_device(device: str = "auto") -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise CheckpointError("device", f"{device!r} was requested but no CUDA GPU is available")
+    return torch.device(device)
+
+
+def load_checkpoint(path: str | Path) -> dict:
+    """Read one of our checkpoints safely (``weights_only=True``: no code runs from the file)."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(path, "checkpoint file not found")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # truncated file, pickle with code in it, not a torch file
+        raise CheckpointError(path, f"cannot load as a weights-only checkpoint: {e}") from None
+    if not isinstance(ckpt, dict) or not isinstance(ckpt.get("model"), dict):
+        raise CheckpointError(path, "is not a detboard checkpoint (no 'model' state dict)")
+    return ckpt
+
+
+def _checkpoint_path(run, which: str) -> Path:
+    if which not in ("best", "last"):
+        path = Path(which)
+        if not path.is_file():
+            raise CheckpointError(path, "checkpoint file not found (use 'best', 'last' or a path)")
+        return path
+    path = Path(run.path) / "checkpoints" / f"{which}.pt"
+    if which == "best" and not path.is_file():
+        # No validation happened yet (eval_every=0, or stopped in the first epoch): the last
+        # checkpoint is the best we have, and `Predictor.checkpoint_path` says which file was used.
+        path = Path(run.path) / "checkpoints" / "last.pt"
+    if not path.is_file():
+        raise CheckpointError(Path(run.path) / "checkpoints", f"no {which}.pt checkpoint in this run yet")
+    return path
+
+
+def _check_matches_run(ckpt: dict, path: Path, *, classes: list[str], model_name: str) -> None:
+    ck_classes = ckpt.get("classes")
+    if ck_classes is not None and list(ck_classes) != list(classes):
+        raise CheckpointError(path, f"classes {list(ck_classes)} do not match the run's classes {list(classes)}")
+    ck_model = (ckpt.get("config") or {}).get("model")
+    if ck_model is not None and ck_model != model_name:
+        raise CheckpointError(path, f"was trained as model {ck_model!r} but the run's config says {model_name!r}")
+
+
+def _load_weights(model: torch.nn.Module, state: dict, path: Path) -> None:
+    # A model built without pretrained weights has BatchNorm2d where a COCO-initialised one had
+    # FrozenBatchNorm2d; they compute the same thing in eval mode, only num_batches_tracked differs.
+    try:
+        result = model.load_state_dict(state, strict=False)
+    except RuntimeError as e:
+        raise CheckpointError(path, f"does not fit the run's model: {str(e).splitlines()[0]}") from None
+    missing = [k for k in result.missing_keys if not k.endswith("num_batches_tracked")]
+    if missing or result.unexpected_keys:
+        detail = (f"missing {missing[:3]}" if missing else "") + (
+            f" unexpected {result.unexpected_keys[:3]}" if result.unexpected_keys else "")
+        raise CheckpointError(path, f"does not fit the run's model: {detail.strip()}")
+
+
+def _set_score_floor(model: torch.nn.Module, floor: float) -> None:
+    """Lower the family's internal score cut so low-scoring boxes reach us. torchvision keeps
+    ``score > thresh`` while we keep ``score >= floor`` (as ``Detections.above`` does), so the model
+    is set a hair below the floor and the exact cut is made in numpy."""
+    floor = float(np.nextafter(np.float32(floor), np.float32(-1))) if floor > 0 else -1.0
+    heads = getattr(model, "roi_heads", None)
+    if heads is not None and hasattr(heads, "score_thresh"):  # Faster/Mask R-CNN
+        heads.score_thresh = floor
+    if hasattr(model, "score_thresh"):  # RetinaNet, FCOS, SSD
+        model.score_thresh = floor
+
+
+class Predictor:
+    """Holds one eval-mode model on one device; ``predict`` is safe to call from several threads."""
+
+    def __init__(self, model: torch.nn.Module, classes: list[str], *, device: torch.device,
+                 checkpoint_path: Path | None = None, model_name: str | None = None):
+        self.model = model.to(device).eval()
+        self.classes = list(classes)
+        self.device = device
+        self.checkpoint_path = checkpoint_path
+        self.model_name = model_name
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_run(cls, run_dir: str | Path, *, checkpoint: str = "best", device: str = "auto") -> "Predictor":
+        from detcore.models import build_model
+        from detcore.train.runs import Run
+
+        run = Run(run_dir)
+        config, classes = run.config(), run.classes()
+        path = _checkpoint_path(run, checkpoint)
+        ckpt = load_checkpoint(path)
+        model_name = config.get("model")
+        if not model_name:
+            raise CheckpointError(run.path / "config.json", "names no model")
+        _check_matches_run(ckpt, path, classes=classes, model_name=model_name)
+        model = build_model(model_name, classes=classes, weights="none",
+                            min_size=config.get("min_size"), max_size=config.get("max_size"))
+        _load_weights(model, ckpt["model"], path)
+        return cls(model, classes, device=resolve_device(device), checkpoint_path=path, model_name=model_name)
+
+    def predict(self, images: Sequence[np.ndarray], *, image_ids: Sequence[str] | None = None,
+                score_floor: float = 0.05, batch_size: int = 4) -> list[Detections]:
+        """Detections for each RGB uint8 (H, W, 3) image, scores >= ``score_floor``, in input order."""
+        ids = [str(i) for i in (image_ids if image_ids is not None else range(len(images)))]
+        if len(ids) != len(images):
+            raise DataError("image_ids", f"{len(ids)} ids for {len(images)} images")
+        tensors = [_to_tensor(img, name) for img, name in zip(images, ids)]
+        out: list[Detections] = []
+        with self._lock, torch.inference_mode():
+            _set_score_floor(self.model, float(score_floor))
+            for start in range(0, len(tensors), max(1, batch_size)):
+                batch = [t.to(self.device, non_blocking=True) for t in tensors[start:start + batch_size]]
+                for name, raw in zip(ids[start:start + batch_size], self.model(batch)):
+                    out.append(_to_detections(name, raw, score_floor))
+        return out
+
+
+def _to_tensor(image: np.ndarray, name: str) -> torch.Tensor:
+    a = np.asarray(image)
+    if a.ndim != 3 or a.shape[2] != 3 or a.dtype != np.uint8 or min(a.shape[:2]) < 1:
+        raise DataError(name, f"expected an RGB uint8 image of shape (H, W, 3), got {a.dtype} {a.shape}")
+    return torch.from_numpy(np.ascontiguousarray(a)).permute(2, 0, 1).float().div_(255.0)
+
+
+def _to_detections(image_id: str, raw: dict, score_floor: float) -> Detections:
+    scores = raw["scores"].float().cpu().numpy()
+    labels = raw["labels"].cpu().numpy().astype(np.int64)
+    keep = (scores >= score_floor) & (labels >= 1)  # label 0 is background for every family
+    masks = None
+    if "masks" in raw:
+        masks = (raw["masks"][:, 0] > MASK_THRESHOLD).cpu().numpy()[keep]
+    return Detections(image_id, raw["boxes"].float().cpu().numpy()[keep], scores[keep], labels[keep] - 1, masks)
