@@ -196,9 +196,16 @@ class Trainer:
         self.start_epoch = self.epochs_done = int(state["epoch"])
         self.global_step = self.start_epoch * self.iters_per_epoch
         self.best_metric = state.get("best_metric")
-        # The LR is a function of the step: restart it where the resumed epoch begins.
-        self.scheduler.last_epoch = self.global_step - 1
-        self.scheduler.step()
+        # The LR is a function of the step: restart it where the resumed epoch begins (a stop
+        # mid-epoch restarts that epoch, so the saved scheduler may be a few steps ahead).
+        saved = dict(state["scheduler"])
+        saved["lr_lambdas"] = [None] * len(self.optimizer.param_groups)  # keep this run's (maybe longer) shape
+        self.scheduler.load_state_dict(saved)
+        self.scheduler.last_epoch = self.global_step
+        factor = self.schedule(self.global_step)
+        for group, base_lr in zip(self.optimizer.param_groups, self.scheduler.base_lrs):
+            group["lr"] = base_lr * factor
+        self.scheduler._last_lr = [g["lr"] for g in self.optimizer.param_groups]
 
 
 def train(config: TrainConfig, run_dir: str | Path, *, stop_event: threading.Event | None = None,
