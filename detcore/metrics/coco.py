@@ -238,16 +238,16 @@ def _pr_at_recall_points(matched, ignored, scores, npig, rthr):
     rc = tp / npig
     pr = tp / (fp + tp + np.spacing(1))
     pr = np.maximum.accumulate(pr[:, ::-1], axis=1)[:, ::-1]
-    q = np.zeros((T, R))
-    ss = np.zeros((T, R))
-    for t in range(T):
-        inds = np.searchsorted(rc[t], rthr, side="left")
-        # pycocotools stops filling at the first recall point it cannot reach (IndexError)
-        valid = inds < nd
-        if not valid.all():
-            valid[np.argmin(valid) :] = False
-        q[t, valid] = pr[t, inds[valid]]
-        ss[t, valid] = scores[inds[valid]]
+    # searchsorted(rc[t], rthr) for all rows at once, exactly: rc = tp / npig with integer tp, so
+    # "rc >= r" is "tp >= need(r)"; integer keys can be offset per row without rounding
+    need = np.searchsorted(np.arange(npig + 1) / npig, rthr, side="left").astype(np.float64)
+    offs = (np.arange(T) * (npig + 1.0))[:, None]
+    pos = np.searchsorted((tp + offs).ravel(), (need[None, :] + offs).ravel(), side="left").reshape(T, R)
+    pos -= (np.arange(T) * nd)[:, None]
+    valid = pos < nd  # pycocotools leaves 0 where the recall is never reached
+    pos = np.minimum(pos, nd - 1)
+    q = np.where(valid, np.take_along_axis(pr, pos, axis=1), 0.0)
+    ss = np.where(valid, scores[pos], 0.0)
     return q, rc[:, -1], ss
 
 

@@ -107,7 +107,7 @@ class EvaluationResult:
                              ("APm", {"area": "medium"}), ("APl", {"area": "large"})):
                 cols[name] = [_nan(self.class_ap(k, **kw)) for k in range(len(self.classes))]
             cols["n_gt"], cols["n_det"] = self.n_gt.astype(int), self.n_det.astype(int)
-            cols["best_f1_threshold"] = [_nan(best_f1_threshold(sweep.curve(k))) if self.n_gt[k] > 0 else np.nan
+            cols["best_f1_threshold"] = [_nan(best_f1_threshold(sweep.curve_arrays(k))) if self.n_gt[k] > 0 else np.nan
                                          for k in range(len(self.classes))]
             self._sweeps[key] = pd.DataFrame(cols)
         return self._sweeps[key]
@@ -171,7 +171,7 @@ class EvaluationResult:
 
     def recommend_thresholds(self, mode: str = "f1", target: float | None = None, *, iou: float = 0.5) -> dict[str, float | None]:
         sweep = self.sweep(iou)
-        return {c: (recommend(sweep.curve(k), mode, target) if self.n_gt[k] > 0 else None)
+        return {c: (recommend(sweep.curve_arrays(k), mode, target) if self.n_gt[k] > 0 else None)
                 for k, c in enumerate(self.classes)}
 
     # ---- deeper views (confusion, errors, bootstrap) ----------------------------------------

@@ -38,16 +38,17 @@ class ScoreSweep:
                 tp[k], fp[k] = self.cum_tp[lo + n - 1], self.cum_fp[lo + n - 1]
         return tp, fp
 
-    def curve(self, k: int) -> pd.DataFrame:
-        """One row per distinct score: P/R/F1 when keeping every detection with score >= it."""
+    def curve_arrays(self, k: int) -> dict[str, np.ndarray]:
+        """One entry per distinct score: P/R/F1 when keeping every detection with score >= it."""
         lo, hi = self.class_bounds[k], self.class_bounds[k + 1]
         s, tp, fp = self.scores[lo:hi], self.cum_tp[lo:hi], self.cum_fp[lo:hi]
         last_of_tie = np.r_[s[1:] != s[:-1], True] if len(s) else np.zeros(0, bool)
-        s, tp, fp = s[last_of_tie], tp[last_of_tie].astype(float), fp[last_of_tie].astype(float)
-        n_gt = float(self.n_gt[k])
-        p, r, f1 = prf(tp, fp, n_gt)
-        return pd.DataFrame({"threshold": s, "precision": p, "recall": r, "f1": f1, "tp": tp.astype(int),
-                             "fp": fp.astype(int), "fn": (n_gt - tp).astype(int)})
+        s, tp, fp = s[last_of_tie], tp[last_of_tie], fp[last_of_tie]
+        p, r, f1 = prf(tp, fp, float(self.n_gt[k]))
+        return {"threshold": s, "precision": p, "recall": r, "f1": f1, "tp": tp, "fp": fp, "fn": int(self.n_gt[k]) - tp}
+
+    def curve(self, k: int) -> pd.DataFrame:
+        return pd.DataFrame(self.curve_arrays(k))
 
 
 def prf(tp, fp, n_gt):
@@ -77,14 +78,15 @@ def build_sweep(labels, scores, matched, ignored, order, n_gt, num_classes) -> S
     return ScoreSweep(bounds, scores[by_class], cum_tp, cum_fp, np.asarray(n_gt), by_class)
 
 
-def best_f1_threshold(curve: pd.DataFrame) -> float | None:
+def best_f1_threshold(curve: dict[str, np.ndarray]) -> float | None:
     """Highest threshold reaching the maximum F1 (fewest detections for the same F1)."""
-    if curve.empty or curve["f1"].isna().all() or curve["f1"].max() <= 0:
+    f1 = curve["f1"]
+    if len(f1) == 0 or np.isnan(f1).all() or np.nanmax(f1) <= 0:
         return None
-    return float(curve["threshold"].iloc[int(np.nanargmax(curve["f1"].to_numpy()))])
+    return float(curve["threshold"][int(np.nanargmax(f1))])
 
 
-def recommend(curve: pd.DataFrame, mode: str, target: float | None) -> float | None:
+def recommend(curve: dict[str, np.ndarray], mode: str, target: float | None) -> float | None:
     """Score threshold per mode: 'f1' (max F1), 'precision' (lowest threshold with precision >=
     target, i.e. the most recall at that precision), 'recall' (highest threshold with recall >= target)."""
     if mode == "f1":
@@ -92,9 +94,9 @@ def recommend(curve: pd.DataFrame, mode: str, target: float | None) -> float | N
     if target is None:
         raise ValueError(f"mode {mode!r} needs a target")
     if mode == "precision":
-        ok = curve[curve["precision"] >= target]
-        return float(ok["threshold"].iloc[-1]) if len(ok) else None
+        ok = np.flatnonzero(curve["precision"] >= target)
+        return float(curve["threshold"][ok[-1]]) if len(ok) else None
     if mode == "recall":
-        ok = curve[curve["recall"] >= target]
-        return float(ok["threshold"].iloc[0]) if len(ok) else None
+        ok = np.flatnonzero(curve["recall"] >= target)
+        return float(curve["threshold"][ok[0]]) if len(ok) else None
     raise ValueError(f"unknown recommendation mode {mode!r} (f1, precision, recall)")
