@@ -132,8 +132,7 @@ def match_all(
     pair_det, pair_gt, pair_iou = pair_det[nz], pair_gt[nz], pair_iou[nz]
 
     T, A = len(iou_thresholds), len(area_ranges)
-    gt_ig = np.stack([gt.crowd | (gt.area < lo) | (gt.area > hi) for lo, hi in area_ranges]) if A else None
-    gt_ig = gt_ig.reshape(A, len(gt.area))
+    gt_ig = np.stack([gt.crowd | (gt.area < lo) | (gt.area > hi) for lo, hi in area_ranges]).reshape(A, len(gt.area))
     rows_ig = np.repeat(gt_ig, T, axis=0)  # (A*T, n_gt)
     thr = np.tile(np.minimum(iou_thresholds, 1 - 1e-10), A)[:, None]
     taken = np.zeros((A * T, len(gt.area)), bool)

@@ -17,7 +17,6 @@ from detcore.metrics.inputs import FlatInputs, flatten_inputs
 from detcore.metrics.thresholds import ScoreSweep, best_f1_threshold, build_sweep, prf, recommend
 from detcore.structures import Detections, Sample
 
-SUMMARY_KEYS = ("AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100", "ARs", "ARm", "ARl")
 
 
 def evaluate_detections(gt: list[Sample], dets: list[Detections], classes: list[str], *, iou_type: str = "bbox",

@@ -94,7 +94,7 @@ def random_mask_case(rng: np.random.Generator, *, size=64):
         for _ in range(n_gt):
             poly = _polygon(rng, *rng.uniform(8, size - 8, 2), rng.uniform(3, 20))
             rle = mask_utils.merge(mask_utils.frPyObjects([poly], size, size))
-            m = mask_utils.decode(rle).astype(bool)
+            m = mask_utils.decode([rle])[..., 0].astype(bool)
             if not m.any():
                 continue
             is_crowd = rng.random() < 0.15
