@@ -47,7 +47,9 @@ def classify_errors(result, thresholds: np.ndarray, iou: float) -> pd.DataFrame:
         [matched_gt >= 0, ov.same_iou[pos] >= iou_t, ov.other_iou[pos] >= iou_t, ov.same_iou[pos] >= BACKGROUND_IOU],
         ["tp", "duplicate", "wrong_class", "localization"], default="background")
     best_iou = np.where(kind == "wrong_class", ov.other_iou[pos], ov.same_iou[pos])
-    other = np.where(kind == "wrong_class", flat.gt.label[np.maximum(ov.other_gt[pos], 0)], -1)
+    other = np.full(len(pos), -1, np.int64)
+    wrong = kind == "wrong_class"
+    other[wrong] = flat.gt.label[ov.other_gt[pos][wrong]]
     missed = _missed_gt(result, matched_gt[matched_gt >= 0])
     classes = np.asarray(list(result.classes) + [None], dtype=object)
     image_ids = np.asarray(flat.image_ids, dtype=object)

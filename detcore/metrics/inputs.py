@@ -38,9 +38,11 @@ class FlatInputs:
             return box_iou_matrix_pairs(self.dt.box[det], self.gt.box[gt], self.gt.crowd[gt])
         out = np.zeros(len(det))
         img = self.dt.image[det]
-        for i in np.unique(img):
-            sel = np.flatnonzero(img == i)
-            d_idx, g_idx, mat = self._image_mask_iou(int(i))
+        by_image = np.argsort(img, kind="stable")
+        starts = np.r_[0, np.flatnonzero(np.diff(img[by_image])) + 1, len(img)] if len(img) else [0]
+        for lo, hi in zip(starts[:-1], starts[1:]):
+            sel = by_image[lo:hi]
+            d_idx, g_idx, mat = self._image_mask_iou(int(img[sel[0]]))
             out[sel] = mat[np.searchsorted(d_idx, det[sel]), np.searchsorted(g_idx, gt[sel])]
         return out
 

@@ -88,3 +88,12 @@ def test_bootstrap_ci_is_seeded_and_brackets_stable_aps():
     dt = [Detections(str(i), [[0, 0, 20, 20]], [0.9], [0]) for i in range(5)]
     perfect = evaluate_detections(gt, dt, ["x"]).bootstrap_ci(n_boot=20)
     assert perfect.loc[0, ["ci_low", "ci_high"]].tolist() == pytest.approx([1.0, 1.0], abs=1e-12)
+
+
+def test_detections_on_an_image_without_ground_truth_are_background_errors():
+    gt = [Sample("empty", "e.jpg", 50, 50)]
+    dt = [Detections("empty", [[0, 0, 10, 10]], [0.9], [DOG])]
+    result = evaluate_detections(gt, dt, ["cat", "dog"])
+    assert result.errors(0.5)["kind"].tolist() == ["background"]
+    assert result.confusion_matrix(0.5).loc["background", "dog"] == 1
+    assert result.worst_images(0.5)["image_id"].tolist() == ["empty"]
