@@ -45,24 +45,24 @@ def classify_errors(result, thresholds: np.ndarray, iou: float) -> pd.DataFrame:
     matched_gt = rec.det_gt[t, pos]
     kind = np.select(
         [matched_gt >= 0, ov.same_iou[pos] >= iou_t, ov.other_iou[pos] >= iou_t, ov.same_iou[pos] >= BACKGROUND_IOU],
-        ["tp", "duplicate", "wrong_class", "localization"], default="background")
-    best_iou = np.where(kind == "wrong_class", ov.other_iou[pos], ov.same_iou[pos])
+        [0, 1, 2, 3], default=4)
+    best_iou = np.where(kind == 2, ov.other_iou[pos], ov.same_iou[pos])
     other = np.full(len(pos), -1, np.int64)
-    wrong = kind == "wrong_class"
-    other[wrong] = flat.gt.label[ov.other_gt[pos][wrong]]
+    other[kind == 2] = flat.gt.label[ov.other_gt[pos][kind == 2]]
     missed = _missed_gt(result, matched_gt[matched_gt >= 0])
-    classes = np.asarray(list(result.classes) + [None], dtype=object)
-    image_ids = np.asarray(flat.image_ids, dtype=object)
     n_miss = len(missed)
     boxes = _xyxy(np.concatenate([flat.dt.box[det], flat.gt.box[missed]]))
-    # one DataFrame from whole columns: building it piecewise costs more than the classification
+    # categorical columns from integer codes: a user-noticeable speed-up over per-row strings
+    # when the thresholds slider moves
+    classes = pd.Index(result.classes)
     return pd.DataFrame({
-        "image_id": np.concatenate([image_ids[flat.dt.image[det]], image_ids[flat.gt.image[missed]]]),
-        "kind": np.concatenate([kind.astype(object), np.full(n_miss, "missed", dtype=object)]),
-        "class": np.concatenate([classes[flat.dt.label[det]], classes[flat.gt.label[missed]]]),
+        "image_id": pd.Categorical.from_codes(np.concatenate([flat.dt.image[det], flat.gt.image[missed]]),
+                                              categories=pd.Index(flat.image_ids)),
+        "kind": pd.Categorical.from_codes(np.concatenate([kind, np.full(n_miss, 5)]), categories=pd.Index(("tp",) + ERROR_KINDS)),
+        "class": pd.Categorical.from_codes(np.concatenate([flat.dt.label[det], flat.gt.label[missed]]), categories=classes),
         "score": np.concatenate([flat.dt.score[det], np.full(n_miss, np.nan)]),
         "iou": np.concatenate([best_iou, np.full(n_miss, np.nan)]),
-        "other_class": np.concatenate([classes[other], np.full(n_miss, None, dtype=object)]),
+        "other_class": pd.Categorical.from_codes(np.concatenate([other, np.full(n_miss, -1)]), categories=classes),
         "x1": boxes[:, 0], "y1": boxes[:, 1], "x2": boxes[:, 2], "y2": boxes[:, 3],
     })
 
@@ -77,11 +77,11 @@ def worst_images(errors: pd.DataFrame, kind: str | None = None) -> pd.DataFrame:
     """Images ranked by number of errors (of one kind, or of all error kinds), with a count per kind."""
     if kind is not None and kind not in ERROR_KINDS:
         raise ValueError(f"unknown error kind {kind!r}; one of {ERROR_KINDS}")
-    counts = pd.crosstab(errors["image_id"], errors["kind"]) if len(errors) else pd.DataFrame()
-    for k in ("tp",) + ERROR_KINDS:
-        if k not in counts:
-            counts[k] = 0
-    counts = counts[["tp", *ERROR_KINDS]]
+    images = errors["image_id"].cat.categories
+    kinds = ("tp",) + ERROR_KINDS
+    table = np.zeros((len(images), len(kinds)), np.int64)
+    np.add.at(table, (errors["image_id"].cat.codes.to_numpy(), errors["kind"].cat.codes.to_numpy()), 1)
+    counts = pd.DataFrame(table, index=pd.Index(images, name="image_id"), columns=list(kinds))
     counts["errors"] = counts[list(ERROR_KINDS)].sum(axis=1) if kind is None else counts[kind]
     counts = counts[counts["errors"] > 0].sort_values(["errors", "tp"], ascending=[False, True], kind="stable")
-    return counts.reset_index().rename_axis(None, axis=1)
+    return counts.reset_index()

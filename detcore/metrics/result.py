@@ -29,6 +29,8 @@ def evaluate_detections(gt: list[Sample], dets: list[Detections], classes: list[
         raise ConfigError("iou_thresholds", "need one or more IoU thresholds in (0, 1]")
     if not classes:
         raise DataError("ground truth", "no classes")
+    if len(set(classes)) != len(classes):
+        raise DataError("ground truth", f"class names repeat: {list(classes)}")
     return evaluate_flat(flatten_inputs(gt, dets, len(classes), iou_type=iou_type), classes, iou_type=iou_type,
                          iou_thresholds=thr, max_dets=max_dets)
 
@@ -91,24 +93,24 @@ class EvaluationResult:
         sweep = self.sweep(iou)
         tp, fp = sweep.counts_at(thr)
         p, r, f1 = prf(tp, fp, sweep.n_gt)
-        table = self._static_columns(iou).copy()
-        table["threshold"], table["precision"], table["recall"], table["f1"] = thr, p, r, f1
-        return table[["class", "AP", "AP50", "AP75", "APs", "APm", "APl", "n_gt", "n_det", "threshold",
-                      "precision", "recall", "f1", "best_f1_threshold"]]
+        static = self._static_columns(iou)
+        return pd.DataFrame({**{k: static[k] for k in ("class", "AP", "AP50", "AP75", "APs", "APm", "APl", "n_gt", "n_det")},
+                             "threshold": thr, "precision": p, "recall": r, "f1": f1,
+                             "best_f1_threshold": static["best_f1_threshold"]})
 
-    def _static_columns(self, iou: float) -> pd.DataFrame:
+    def _static_columns(self, iou: float) -> dict[str, np.ndarray]:
         """The threshold-independent part of the per-class table, built once per IoU."""
         key = ("static", self.iou_index(iou))
         if key not in self._sweeps:
             sweep = self.sweep(iou)
-            cols = {"class": list(self.classes)}
+            cols = {"class": np.asarray(self.classes, dtype=object)}
             for name, kw in (("AP", {}), ("AP50", {"iou": 0.5}), ("AP75", {"iou": 0.75}), ("APs", {"area": "small"}),
                              ("APm", {"area": "medium"}), ("APl", {"area": "large"})):
-                cols[name] = [_nan(self.class_ap(k, **kw)) for k in range(len(self.classes))]
+                cols[name] = np.array([_nan(self.class_ap(k, **kw)) for k in range(len(self.classes))])
             cols["n_gt"], cols["n_det"] = self.n_gt.astype(int), self.n_det.astype(int)
-            cols["best_f1_threshold"] = [_nan(best_f1_threshold(sweep.curve_arrays(k))) if self.n_gt[k] > 0 else np.nan
-                                         for k in range(len(self.classes))]
-            self._sweeps[key] = pd.DataFrame(cols)
+            cols["best_f1_threshold"] = np.array([_nan(best_f1_threshold(sweep.curve_arrays(k))) if self.n_gt[k] > 0
+                                                  else np.nan for k in range(len(self.classes))])
+            self._sweeps[key] = cols
         return self._sweeps[key]
 
     def _thresholds(self, thresholds) -> np.ndarray:
