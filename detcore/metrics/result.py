@@ -18,7 +18,6 @@ from detcore.metrics.thresholds import ScoreSweep, best_f1_threshold, build_swee
 from detcore.structures import Detections, Sample
 
 
-
 def evaluate_detections(gt: list[Sample], dets: list[Detections], classes: list[str], *, iou_type: str = "bbox",
                         iou_thresholds=None, max_dets: tuple[int, ...] = coco.MAX_DETS) -> "EvaluationResult":
     """Match and accumulate COCO-style; ``iou_thresholds`` defaults to 0.50:0.95:0.05."""
@@ -37,6 +36,7 @@ def evaluate_detections(gt: list[Sample], dets: list[Detections], classes: list[
 
 def evaluate_flat(flat: FlatInputs, classes: list[str], *, iou_type: str, iou_thresholds=None,
                   max_dets: tuple[int, ...] = coco.MAX_DETS) -> "EvaluationResult":
+    """The engine behind ``evaluate_detections`` for inputs that are already flat arrays."""
     thr = coco.default_iou_thresholds() if iou_thresholds is None else np.asarray(iou_thresholds, dtype=np.float64).reshape(-1)
     areas = list(coco.AREA_RANGES.values())
     records = coco.match_all(flat.gt, flat.dt, num_classes=len(classes), iou_thresholds=thr, area_ranges=areas,
@@ -51,6 +51,14 @@ def _none_if_undefined(v: float) -> float | None:
 
 
 class EvaluationResult:
+    """One evaluation: COCO numbers plus everything derived from the cached match records.
+
+    Thresholds arguments take a scalar, a per-class array, or ``{class name: threshold}``
+    (missing classes: 0.5). A detection is kept when its score >= its class threshold.
+    Tables are pandas DataFrames; undefined values (no ground truth) are NaN there and null in
+    ``to_json()``.
+    """
+
     def __init__(self, *, classes, flat: FlatInputs, records: coco.MatchRecords, acc: coco.Accumulated,
                  iou_thresholds: np.ndarray, max_dets: tuple[int, ...], iou_type: str):
         self.classes = classes
@@ -114,12 +122,20 @@ class EvaluationResult:
         return self._sweeps[key]
 
     def _thresholds(self, thresholds) -> np.ndarray:
+        """Scalar / per-class array / {class: threshold} → one score threshold per class."""
         if thresholds is None:
             return np.full(len(self.classes), 0.5)
         if isinstance(thresholds, dict):
-            return np.array([float(thresholds.get(c, 0.5) if thresholds.get(c) is not None else 0.5) for c in self.classes])
+            unknown = set(thresholds) - set(self.classes)
+            if unknown:
+                raise ConfigError("thresholds", f"unknown classes {sorted(map(str, unknown))}")
+            return np.array([0.5 if thresholds.get(c) is None else float(thresholds[c]) for c in self.classes])
         t = np.asarray(thresholds, dtype=np.float64)
-        return np.full(len(self.classes), float(t)) if t.ndim == 0 else t.reshape(len(self.classes))
+        if t.ndim == 0:
+            return np.full(len(self.classes), float(t))
+        if t.shape != (len(self.classes),):
+            raise ConfigError("thresholds", f"need one threshold per class ({len(self.classes)}), got {t.shape}")
+        return t
 
     # ---- curves and thresholds -----------------------------------------------------------
     def iou_index(self, iou: float) -> int:
@@ -147,6 +163,8 @@ class EvaluationResult:
 
     def class_index(self, cls: str | int) -> int:
         if isinstance(cls, (int, np.integer)):
+            if not 0 <= cls < len(self.classes):
+                raise ConfigError("class", f"class index {cls} outside 0..{len(self.classes) - 1}")
             return int(cls)
         if cls not in self.classes:
             raise ConfigError("class", f"unknown class {cls!r}")
@@ -211,6 +229,3 @@ class EvaluationResult:
 def _nan(v) -> float:
     return np.nan if v is None else float(v)
 
-
-def _nan_none(v) -> float | None:
-    return None if v is None or np.isnan(v) else float(v)

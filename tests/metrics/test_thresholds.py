@@ -72,3 +72,15 @@ def test_unknown_iou_or_class_is_a_clear_error():
         result.threshold_curve("x", iou=0.75)
     with pytest.raises(ConfigError, match="unknown class"):
         result.pr_curve("nope")
+
+
+def test_thresholds_accept_scalar_array_or_dict_and_reject_typos():
+    from detcore.errors import ConfigError
+
+    result = evaluate_detections(*small_case())
+    as_dict = result.per_class({"x": 0.75})
+    assert as_dict.equals(result.per_class(0.75)) and as_dict.equals(result.per_class([0.75]))
+    with pytest.raises(ConfigError, match="unknown classes"):
+        result.per_class({"X": 0.75})
+    with pytest.raises(ConfigError, match="one threshold per class"):
+        result.per_class([0.5, 0.5])
