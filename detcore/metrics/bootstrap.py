@@ -33,7 +33,9 @@ def _weighted_ap(tps, fps, w_det, n_gt, rthr) -> float:
 
 def bootstrap_class_ap(result, *, n_boot: int = 200, seed: int = 0, iou: float | None = None,
                        level: float = 0.95) -> pd.DataFrame:
-    """Per class: AP (point estimate), ci_low, ci_high (percentile interval), n_boot."""
+    """Per class: AP_ci_low, AP_ci_high (percentile interval; NaN without ground truth) and n_boot
+    (replicates where the class had ground truth). No AP column: the point estimate is in
+    ``per_class()``, and the two tables merge on "class" without clashing names."""
     rec, flat = result.records, result.flat
     # rows 0..T-1 of the match records are area "all"
     rows = slice(0, len(result.iou_thresholds)) if iou is None else slice(result.iou_index(iou), result.iou_index(iou) + 1)
@@ -56,6 +58,5 @@ def bootstrap_class_ap(result, *, n_boot: int = 200, seed: int = 0, iou: float |
         alpha = (1 - level) / 2
         finite = aps[np.isfinite(aps)]
         lo, hi = (np.quantile(finite, [alpha, 1 - alpha]) if len(finite) else (np.nan, np.nan))
-        out.append({"class": name, "AP": result.class_ap(k, iou=iou), "ci_low": None if np.isnan(lo) else float(lo),
-                    "ci_high": None if np.isnan(hi) else float(hi), "n_boot": int(len(finite))})
+        out.append({"class": name, "AP_ci_low": float(lo), "AP_ci_high": float(hi), "n_boot": int(len(finite))})
     return pd.DataFrame(out)

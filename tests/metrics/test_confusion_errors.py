@@ -82,12 +82,15 @@ def test_bootstrap_ci_is_seeded_and_brackets_stable_aps():
     b = result.bootstrap_ci(n_boot=60, seed=3)
     assert a.equals(b)
     ok = a.dropna()
-    assert (ok["ci_low"] <= ok["ci_high"]).all()
+    assert (ok["AP_ci_low"] <= ok["AP_ci_high"]).all()
+    merged = result.per_class().merge(a, on="class")
+    inside = merged.dropna()
+    assert len(inside) and ((inside.AP_ci_low <= inside.AP + 1e-12) & (inside.AP <= inside.AP_ci_high + 1e-12)).mean() >= 0.5
     # a perfect detector has a degenerate interval at AP = 1
     gt = [Sample(str(i), f"{i}.jpg", 100, 100, boxes=[[0, 0, 20, 20]], labels=[0]) for i in range(5)]
     dt = [Detections(str(i), [[0, 0, 20, 20]], [0.9], [0]) for i in range(5)]
     perfect = evaluate_detections(gt, dt, ["x"]).bootstrap_ci(n_boot=20)
-    assert perfect.loc[0, ["ci_low", "ci_high"]].tolist() == pytest.approx([1.0, 1.0], abs=1e-12)
+    assert perfect.loc[0, ["AP_ci_low", "AP_ci_high"]].tolist() == pytest.approx([1.0, 1.0], abs=1e-12)
 
 
 def test_detections_on_an_image_without_ground_truth_are_background_errors():
