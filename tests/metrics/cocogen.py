@@ -12,7 +12,8 @@ from detcore.metrics.export import to_coco_detections, to_coco_gt
 from detcore.structures import Detections, Sample
 
 
-def random_case(rng: np.random.Generator, *, n_images=None, n_classes=None, max_gt=8, max_dt=15):
+def random_case(rng: np.random.Generator, *, n_images=None, n_classes=None, max_gt=8, max_dt=15, grid=False):
+    """``grid``: integer coordinates on a coarse grid, so IoUs land exactly on 0.5, 0.75, ... often."""
     n_images = n_images or int(rng.integers(1, 8))
     n_classes = n_classes or int(rng.integers(1, 6))
     classes = [f"c{i}" for i in range(n_classes)]
@@ -24,6 +25,8 @@ def random_case(rng: np.random.Generator, *, n_images=None, n_classes=None, max_
         size = rng.choice([20, 60, 200])  # small / medium / large objects
         xy = rng.uniform(0, 200, size=(n_gt, 2)).round(1)
         wh = rng.uniform(2, size, size=(n_gt, 2)).round(1)
+        if grid:
+            xy, wh = np.round(xy / 4) * 4, rng.choice([4.0, 8.0, 12.0, 16.0, 40.0], size=(n_gt, 2))
         gt_boxes = np.hstack([xy, xy + wh])
         gt_labels = rng.integers(0, n_classes, size=n_gt)
         crowd = rng.random(n_gt) < 0.15
@@ -39,6 +42,8 @@ def random_case(rng: np.random.Generator, *, n_images=None, n_classes=None, max_
         else:
             boxes = np.hstack([xy_ := rng.uniform(0, 200, size=(n_dt, 2)), xy_ + rng.uniform(2, 80, size=(n_dt, 2))])
             labels = rng.integers(0, n_classes, size=n_dt)
+        if grid:
+            boxes = np.round(boxes / 2) * 2
         boxes[:, 2:] = np.maximum(boxes[:, 2:], boxes[:, :2] + 0.5)
         scores = rng.choice(palette, size=n_dt)
         dets.append(Detections(f"img{i:03d}", boxes, scores, labels))

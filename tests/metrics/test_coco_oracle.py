@@ -48,7 +48,7 @@ def test_random_bbox_cases_equal_pycocotools(block):
     assert compared >= 40
 
 
-@pytest.mark.parametrize("variant", ["many_classes", "crowded", "mapcalc_range", "single_iou", "few_max_dets"])
+@pytest.mark.parametrize("variant", ["many_classes", "crowded", "mapcalc_range", "single_iou", "few_max_dets", "iou_on_grid"])
 def test_random_variants_equal_pycocotools(variant):
     opts = {
         "many_classes": dict(case=dict(n_classes=25, n_images=6)),
@@ -56,6 +56,7 @@ def test_random_variants_equal_pycocotools(variant):
         "mapcalc_range": dict(iou=np.arange(0.05, 0.951, 0.05)),
         "single_iou": dict(iou=[0.5]),
         "few_max_dets": dict(max_dets=(1, 3, 5), case=dict(max_dt=20)),
+        "iou_on_grid": dict(case=dict(grid=True, max_dt=25)),
     }[variant]
     for seed in range(20):
         samples, dets, classes = random_case(np.random.default_rng(10_000 + seed), **opts.get("case", {}))
