@@ -43,11 +43,15 @@ def write_with(path: str | Path, writer: Callable[[io.BufferedWriter], None]) ->
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         try:
             os.unlink(tmp)
         except OSError:
             pass
+        if isinstance(e, OSError) and e.errno is not None and e.filename in (None, tmp):
+            # "No space left on device" alone does not say which file failed; the caller's message
+            # (a failed run's status, the CLI's last line) should. Same errno, so the same subclass.
+            raise OSError(e.errno, e.strerror or str(e), str(path)) from e
         raise
     _fsync_dir(path.parent)
     return path
