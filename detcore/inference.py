@@ -42,19 +42,21 @@ def load_checkpoint(path: str | Path) -> dict:
     return ckpt
 
 
-def _checkpoint_path(run, which: str) -> Path:
+def checkpoint_file(run_dir: str | Path, which: str = "best") -> Path:
+    """The checkpoint file ``which`` ("best", "last" or a path) of a run resolves to."""
+    run_path = Path(run_dir)
     if which not in ("best", "last"):
         path = Path(which)
         if not path.is_file():
             raise CheckpointError(path, "checkpoint file not found (use 'best', 'last' or a path)")
         return path
-    path = Path(run.path) / "checkpoints" / f"{which}.pt"
+    path = run_path / "checkpoints" / f"{which}.pt"
     if which == "best" and not path.is_file():
         # No validation happened yet (eval_every=0, or stopped in the first epoch): the last
         # checkpoint is the best we have, and `Predictor.checkpoint_path` says which file was used.
-        path = Path(run.path) / "checkpoints" / "last.pt"
+        path = run_path / "checkpoints" / "last.pt"
     if not path.is_file():
-        raise CheckpointError(Path(run.path) / "checkpoints", f"no {which}.pt checkpoint in this run yet")
+        raise CheckpointError(run_path / "checkpoints", f"no {which}.pt checkpoint in this run yet")
     return path
 
 
@@ -112,7 +114,7 @@ class Predictor:
 
         run = Run(run_dir)
         config, classes = run.config(), run.classes()
-        path = _checkpoint_path(run, checkpoint)
+        path = checkpoint_file(run.path, checkpoint)
         ckpt = load_checkpoint(path)
         model_name = config.get("model")
         if not model_name:

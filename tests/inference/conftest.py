@@ -34,3 +34,20 @@ def make_run(tmp_path):
         return run
 
     return make
+
+
+@pytest.fixture(scope="session")
+def trained_run(tmp_path_factory):
+    """A real run made by the trainer: 2 SSDlite steps on a 12-image demo set (seconds on a CPU)."""
+    from detcore.data.demo import generate_demo_dataset
+    from detcore.train.config import TrainConfig
+    from detcore.train.trainer import train
+
+    root = tmp_path_factory.mktemp("trained")
+    data = generate_demo_dataset(root / "demo", n_images=12, seed=5)
+    config = TrainConfig(data=str(data), model="ssdlite320_mobilenet_v3_large", weights="none", epochs=1,
+                         batch_size=2, max_iters_per_epoch=2, eval_every=0, device="cpu", optimizer="adamw",
+                         lr=1e-3, test_fraction=0.25, augment={"hflip": 0.0})
+    status = train(config, root / "run")
+    assert status == "completed"
+    return root / "run", data
