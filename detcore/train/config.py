@@ -61,6 +61,9 @@ class TrainConfig:
     early_stopping_patience: int = 0  # validations without AP improvement; 0 = off
     preset: str | None = None
 
+    def __post_init__(self) -> None:
+        self.augment = {**AUGMENT_DEFAULTS, **(self.augment or {})}  # a partial dict means "the rest default"
+
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
@@ -70,9 +73,7 @@ class TrainConfig:
         unknown = sorted(set(d) - known)
         if unknown:
             raise ConfigError("config", f"unknown setting(s): {', '.join(unknown)}")
-        cfg = cls(**d)
-        cfg.augment = {**AUGMENT_DEFAULTS, **(cfg.augment or {})}
-        return cfg
+        return cls(**d)
 
     def validate(self, *, dataset_size: int | None = None) -> "TrainConfig":
         """Raise ConfigError for the first bad setting; return self so calls can chain."""
