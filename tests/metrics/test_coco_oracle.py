@@ -12,6 +12,9 @@ import pytest
 from detcore.metrics import evaluate_detections
 from tests.metrics.cocogen import pycocotools_eval, random_case, random_mask_case
 
+# pycocotools' mask decoding warns under numpy 2 (its issue; our code paths do not)
+pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
+
 
 def detectron2_class_ap(precision: np.ndarray, k: int, t: int | None = None) -> float | None:
     p = precision[:, :, k, 0, -1] if t is None else precision[t, :, k, 0, -1]

@@ -12,6 +12,9 @@ from detcore.metrics.export import coco_image_id_map, to_coco_detections, to_coc
 from detcore.structures import Detections, Sample
 from tests.metrics.cocogen import pycocotools_eval, random_mask_case
 
+# pycocotools' mask decoding warns under numpy 2 (its issue; our code paths do not)
+pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
+
 
 def png_case(tmp_path):
     ids = np.zeros((40, 60), np.uint8)

@@ -12,7 +12,9 @@ from detcore.structures import Detections
 from tests.metrics.cocogen import pycocotools_eval
 
 SHARED = Path("/work/shared/data")
-pytestmark = pytest.mark.skipif(not SHARED.exists(), reason="shared data samples not on this machine")
+pytestmark = [pytest.mark.skipif(not SHARED.exists(), reason="shared data samples not on this machine"),
+              # pycocotools' mask decoding warns under numpy 2 (its issue; our code paths do not)
+              pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")]
 
 
 def jittered(samples, rng, *, masks=False):
