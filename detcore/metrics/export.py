@@ -72,3 +72,19 @@ def to_coco_detections(dets: list[Detections], classes: list[str], *, image_id_m
                 res["segmentation"] = mask_ops.rle_to_json(rles[j])
             out.append(res)
     return out
+
+
+def write_coco_pair(out_dir, samples: list[Sample], dets: list[Detections], classes: list[str], *,
+                    with_masks: bool = False) -> tuple:
+    """Write ``gt.json`` and ``detections.json`` (same image-id mapping) atomically into ``out_dir``;
+    the pair can be fed straight to ``evaluate --gt --dt`` or to pycocotools."""
+    from pathlib import Path
+
+    from detcore.atomic import write_json
+
+    id_map = coco_image_id_map([s.image_id for s in samples])
+    out = Path(out_dir)
+    gt_path = write_json(out / "gt.json", to_coco_gt(samples, classes, image_id_map=id_map, with_masks=with_masks))
+    dt_path = write_json(out / "detections.json",
+                         to_coco_detections(dets, classes, image_id_map=id_map, with_masks=with_masks))
+    return gt_path, dt_path

@@ -74,3 +74,17 @@ def test_export_writes_a_valid_coco_pair():
     ann = g["annotations"][0]
     assert ann == {"id": 1, "image_id": 1, "category_id": 2, "bbox": [1.5, 2.0, 10.0, 20.0], "iscrowd": 1, "area": 200.0}
     assert to_coco_detections(dt, ["a", "b"]) == [{"image_id": 1, "category_id": 2, "bbox": [1.0, 2.0, 10.0, 20.0], "score": 0.25}]
+
+
+def test_written_pair_evaluates_to_the_same_numbers(tmp_path):
+    from detcore.metrics.coco_files import evaluate_coco_files
+    from detcore.metrics.export import write_coco_pair
+
+    samples, dets, classes = random_mask_case(np.random.default_rng(9))
+    dets = dets[::-1]  # detections in another order than the samples: ids must still line up
+    gt_path, dt_path = write_coco_pair(tmp_path / "export", samples, dets, classes, with_masks=True)
+    direct = evaluate_detections(samples, dets, classes, iou_type="segm").summary()
+    for iou_type in ("segm", "bbox"):
+        from_files = evaluate_coco_files(gt_path, dt_path, iou_type=iou_type).summary()
+        want = direct if iou_type == "segm" else evaluate_detections(samples, dets, classes).summary()
+        assert from_files == pytest.approx(want, abs=1e-9)
