@@ -111,7 +111,7 @@ class Trainer:
         self._loss_sum, self._loss_n = 0.0, 0
 
     def to_device(self, images, targets):
-        self.batch_images = len(images)
+        self.batch_images = len(images) * self.dist.world_size  # throughput of the whole job
         images = [im.to(self.device, non_blocking=True) for im in images]
         if self.channels_last:
             images = [im.contiguous(memory_format=torch.channels_last) for im in images]
