@@ -1,12 +1,11 @@
-"""detboard entry point: page config, the shared sidebar, and navigation over pages/ (DESIGN.md §1).
+"""detboard entry point: page config and navigation over pages/ — nothing else (DESIGN.md §1).
 
-Run with ``streamlit run app.py``. Every page reads the current dataset and run from
-``st.session_state`` through ``ui.state`` so a choice made on one page holds on the others.
+Run with ``streamlit run app.py``. Each page draws the shared sidebar itself (``ui.shell``) and
+reads the current dataset and run from ``st.session_state`` through ``ui.state``, so a choice made
+on one page holds on the others.
 """
 
 import streamlit as st
-
-from ui.sidebar import sidebar_ui
 
 st.set_page_config(page_title="detboard", page_icon=":material/center_focus_strong:", layout="wide")
 
@@ -18,5 +17,4 @@ navigation = st.navigation(
         st.Page("pages/predict.py", title="Predict", icon=":material/image_search:"),
     ]
 )
-sidebar_ui()
 navigation.run()

@@ -13,9 +13,11 @@ from detcore import paths
 from detcore.atomic import write_bytes
 from detcore.data.detect import extract_zip_safely
 from detcore.data import stats
+from detcore.errors import DetcoreError
 from detcore.structures import ParsedDataset
 from detcore import viz
 from ui import state
+from ui.shell import page_shell
 from ui.feedback import shown_errors
 from ui.loaders import load_parsed_dataset, load_sample_image
 
@@ -57,12 +59,15 @@ def zip_upload_ui() -> None:
     folder = paths.uploads_root() / f"{stem}-{digest}"
     if not folder.exists():  # the same archive dropped again reuses its extraction
         zip_path = paths.uploads_root() / f".{stem}-{digest}.zip"
-        with shown_errors(), st.spinner("Extracting safely…"):
-            write_bytes(zip_path, payload)
-            try:
+        try:
+            with st.spinner("Extracting safely…"):
+                write_bytes(zip_path, payload)
                 folder = extract_zip_safely(zip_path, folder)
-            finally:
-                zip_path.unlink(missing_ok=True)
+        except DetcoreError as e:
+            st.error(str(e), icon=":material/error:")  # the current dataset stays as it was
+            return
+        finally:
+            zip_path.unlink(missing_ok=True)
     st.session_state["_data_zip_done"] = upload.file_id
     _use_dataset(folder)
 
@@ -183,7 +188,7 @@ def image_browser_ui(parsed: ParsedDataset) -> None:
             st.image(load_sample_image(parsed, sample), caption=f"{sample.image_id} · {sample.num_objects} objects")
 
 
-st.title("Data")
+page_shell("Data")
 dataset_picker_ui()
 with shown_errors():
     dataset = load_parsed_dataset(state.current_dataset_path())

@@ -18,6 +18,7 @@ from detcore.data.images import load_rgb
 from detcore.errors import DetcoreError
 from detcore.structures import Detections
 from ui import state
+from ui.shell import page_shell
 from ui.feedback import shown_errors
 from ui.loaders import load_predictor, load_run_thresholds
 from ui.training import start_demo_training_ui
@@ -128,7 +129,7 @@ def results_ui(items: list[PredictedImage], classes: list[str], saved: dict) -> 
         image_result_ui(item, k, classes, index)
 
 
-st.title("Predict")
+page_shell("Predict")
 run_dir = state.current_run_dir()
 if run_dir is None:
     st.info("No trained run yet. Train the demo model first (a few minutes on a CPU), then drop images here.")

@@ -24,7 +24,19 @@ def demo_dir() -> Path:
 
 
 @pytest.fixture
-def app(demo_dir) -> AppTest:
+def app(demo_dir, monkeypatch) -> AppTest:
+    # The served app leaves Streamlit's old pages/-folder mode on its first run (ui.shell); AppTest
+    # re-derives that mode before every run from the folder's existence, and in it a click made
+    # between runs is lost. Pin the mode the server actually runs in: st.navigation over pages/.
+    from streamlit.runtime.pages_manager import PagesManager
+
+    original_init = PagesManager.__init__
+
+    def init_in_navigation_mode(self, *args, **kwargs):
+        original_init(self, *args, **kwargs)
+        PagesManager.uses_pages_directory = False
+
+    monkeypatch.setattr(PagesManager, "__init__", init_in_navigation_mode)
     return AppTest.from_file(str(APP), default_timeout=120)
 
 

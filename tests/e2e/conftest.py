@@ -178,3 +178,38 @@ class AppDriver:
 @pytest.fixture
 def app(page, app_url) -> AppDriver:
     return AppDriver(page, app_url)
+
+
+@pytest.fixture(scope="session")
+def trained_run(app_roots) -> Path:
+    """A tiny run through the real trainer in the server's RUNS root (the app lists it on the next
+    page load). Few iterations on tiny images: predictions are poor; tests assert behaviour."""
+    from detcore.train.config import config_from_preset
+    from detcore.train.trainer import train
+
+    run_dir = app_roots["runs"] / "tiny-e2e"
+    if not run_dir.exists():
+        config = config_from_preset("demo-cpu", data=str(app_roots["data"] / "demo"), epochs=1, batch_size=4,
+                                    max_iters_per_epoch=2, eval_every=1, warmup_iters=0)
+        assert train(config, run_dir) == "completed"
+    return run_dir
+
+
+SHARED_FACEMASK = REPO.parent / "shared" / "data" / "facemask-sample"
+
+
+@pytest.fixture(scope="session")
+def drop_images(tmp_path_factory) -> list[Path]:
+    """Real Face Mask photos when ../shared is there, else demo-style PNGs made here."""
+    found = sorted((SHARED_FACEMASK / "images").glob("*.png"))[:3] if SHARED_FACEMASK.is_dir() else []
+    if found:
+        return found
+    from detcore.data.demo import render_demo_image
+
+    folder = tmp_path_factory.mktemp("drop")
+    out = []
+    for i in range(3):
+        image, _ = render_demo_image(i, seed=11)
+        out.append(folder / f"drop{i}.png")
+        image.save(out[-1])
+    return out

@@ -1,0 +1,141 @@
+"""Evaluate page: a run's metrics on a split, per-class table, PR and F1 curves, confusion matrix,
+error browser, and score-threshold tuning that re-reads cached matches (never re-runs the model)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from detcore import viz
+from ui import state
+from ui.shell import page_shell
+from ui.feedback import shown_errors
+from ui.loaders import load_evaluation, load_run_thresholds, save_run_thresholds
+from ui.training import start_demo_training_ui
+
+SUMMARY_SHOWN = ("AP", "AP50", "AP75", "APs", "APm", "APl", "AR100")
+AP_COLUMNS = ("AP", "AP50", "AP75", "APs", "APm", "APl")
+GLOBAL_KEY = "eval_thr_global"
+PER_CLASS_TOGGLE = "eval_use_per_class"
+
+
+def _class_key(name: str) -> str:
+    return f"eval_thr_{name}"
+
+
+def _apply_recommendation(result, mode: str, target: float | None) -> None:
+    # A callback, so it runs before the widgets it sets are drawn.
+    chosen = result.recommend_thresholds(mode, target)
+    fallback = st.session_state.get(GLOBAL_KEY, 0.5)
+    for name, value in chosen.items():
+        st.session_state[_class_key(name)] = float(value if value is not None else fallback)
+    st.session_state[PER_CLASS_TOGGLE] = True
+    missing = [n for n, v in chosen.items() if v is None]
+    if missing:
+        st.session_state["_eval_reco_note"] = f"No threshold reaches the goal for: {', '.join(missing)} (kept the global value)."
+
+
+def thresholds_ui(result, saved: dict) -> dict[str, float]:
+    """Global slider, per-class overrides and one-click recommendations → threshold per class."""
+    classes = result.classes
+    saved_per_class = saved.get("per_class") or {}
+    if GLOBAL_KEY not in st.session_state:
+        st.session_state[GLOBAL_KEY] = float(saved.get("global", 0.5))
+        st.session_state[PER_CLASS_TOGGLE] = bool(saved_per_class)
+        for name in classes:
+            st.session_state[_class_key(name)] = float(saved_per_class.get(name) or st.session_state[GLOBAL_KEY])
+    left, mid, right = st.columns([3, 2, 2], vertical_alignment="bottom")
+    threshold = left.slider("Score threshold", 0.0, 1.0, step=0.01, key=GLOBAL_KEY)
+    mid.button("F1-optimal per class", on_click=_apply_recommendation, args=(result, "f1", None), icon=":material/target:")
+    target = right.number_input("Target precision", 0.05, 1.0, 0.9, 0.05, key="eval_target_precision")
+    right.button("Thresholds for this precision", on_click=_apply_recommendation,
+                 args=(result, "precision", float(target)))
+    if note := st.session_state.pop("_eval_reco_note", None):
+        st.info(note)
+    use_per_class = st.toggle("Per-class thresholds", key=PER_CLASS_TOGGLE)
+    if not use_per_class:
+        return {name: float(threshold) for name in classes}
+    cols = st.columns(min(4, len(classes)))
+    return {name: float(cols[i % len(cols)].number_input(name, 0.0, 1.0, step=0.01, key=_class_key(name)))
+            for i, name in enumerate(classes)}
+
+
+def summary_ui(result) -> None:
+    summary = result.summary()
+    cols = st.columns(len(SUMMARY_SHOWN))
+    for col, key in zip(cols, SUMMARY_SHOWN):
+        value = summary.get(key)
+        col.metric(key, "—" if value is None else f"{value:.3f}")
+
+
+def per_class_ui(result, thresholds: dict[str, float], ci: pd.DataFrame | None) -> pd.DataFrame:
+    table = result.per_class(thresholds)
+    if ci is not None and not ci.empty:
+        table = table.merge(ci, on="class", how="left")
+    bars = {c: st.column_config.ProgressColumn(c, min_value=0.0, max_value=1.0, format="%.3f")
+            for c in AP_COLUMNS}
+    numbers = {c: st.column_config.NumberColumn(c, format="%.3f")
+               for c in table.columns if c not in AP_COLUMNS and table[c].dtype.kind == "f"}
+    st.dataframe(table, hide_index=True, column_config={**numbers, **bars})
+    return table
+
+
+def curves_ui(result, thresholds: dict[str, float], per_class: pd.DataFrame) -> None:
+    ap50 = dict(zip(per_class["class"], per_class["AP50"]))
+    pr, f1 = {}, {}
+    for name in result.classes:
+        curve = result.pr_curve(name)
+        pr[name] = (curve["recall"].to_numpy(), curve["precision"].to_numpy())
+        sweep = result.threshold_curve(name)
+        f1[name] = (sweep["threshold"].to_numpy(), sweep["f1"].to_numpy())
+    left, right = st.columns(2)
+    left.plotly_chart(viz.pr_curve_figure(pr, ap=ap50), key="eval_pr")
+    right.plotly_chart(viz.f1_threshold_figure(f1, chosen=thresholds), key="eval_f1")
+
+
+def confusion_ui(result, thresholds: dict[str, float]) -> None:
+    matrix = result.confusion_matrix(thresholds)
+    normalize = st.toggle("Normalise rows", key="eval_confusion_normalize")
+    st.plotly_chart(viz.confusion_matrix_figure(matrix.to_numpy(), list(matrix.columns), normalize=normalize),
+                    key="eval_confusion")
+
+
+def downloads_ui(run_dir: Path, result, thresholds: dict[str, float], per_class: pd.DataFrame,
+                 global_threshold: float) -> None:
+    c1, c2, c3 = st.columns(3)
+    if c1.button("Save thresholds to the run", type="primary", icon=":material/save:"):
+        with shown_errors(stop=False):
+            path = save_run_thresholds(run_dir, global_threshold=global_threshold, per_class=thresholds)
+            st.toast(f"Saved {path.name} — the Predict page uses these thresholds.")
+    c2.download_button("Per-class table (CSV)", per_class.to_csv(index=False), file_name=f"{run_dir.name}-per-class.csv",
+                       mime="text/csv", on_click="ignore")
+    c3.download_button("Metrics (JSON)", lambda: json.dumps(result.to_json(thresholds), indent=2),
+                       file_name=f"{run_dir.name}-metrics.json", mime="application/json", on_click="ignore")
+
+
+@st.fragment
+def tuning_ui(run_dir: Path, result) -> None:
+    # A fragment: threshold changes rerun only this, reading the cached matches.
+    thresholds = thresholds_ui(result, load_run_thresholds(run_dir))
+    summary_ui(result)
+    st.subheader("Per class")
+    per_class = per_class_ui(result, thresholds, None)
+    curves_ui(result, thresholds, per_class)
+    confusion_ui(result, thresholds)
+    downloads_ui(run_dir, result, thresholds, per_class, float(st.session_state[GLOBAL_KEY]))
+
+
+page_shell("Evaluate")
+run_dir = state.current_run_dir()
+if run_dir is None:
+    st.info("No trained run yet — train one to evaluate it.")
+    start_demo_training_ui()
+    st.stop()
+split = st.segmented_control("Split", ["test", "val", "train"], default="test", key="eval_split") or "test"
+with shown_errors():
+    evaluation = load_evaluation(run_dir, split)
+tuning_ui(run_dir, evaluation)

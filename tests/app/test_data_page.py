@@ -1,0 +1,91 @@
+"""Data page: the demo on first launch, a folder under DATA, a dropped .zip, problems and browser filters."""
+
+import io
+import zipfile
+from pathlib import Path
+
+
+def _metric(at, label):
+    return next(m for m in at.metric if m.label == label).value
+
+
+def _zip_folder(folder: Path) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for path in sorted(folder.rglob("*")):
+            if path.is_file():
+                zf.write(path, Path("mydata") / path.relative_to(folder))
+    return buf.getvalue()
+
+
+def test_opens_on_demo_with_counts_and_charts(app, demo_dir):
+    at = app.run()
+    assert not at.exception
+    assert _metric(at, "Format") == "VOC"
+    assert _metric(at, "Images") == "16"
+    assert at.session_state["dataset_path"] == str(demo_dir)
+    assert len(at.get("plotly_chart")) >= 4  # class balance, objects/image, box sizes, aspect (+ image sizes)
+
+
+def test_dropped_zip_becomes_the_current_dataset(app, tmp_path):
+    from detcore import paths
+    from detcore.data.demo import generate_demo_dataset
+
+    other = generate_demo_dataset(tmp_path / "elsewhere", n_images=5, seed=3)
+    at = app.run()
+    at.file_uploader(key="data_zip").set_value(("mydata.zip", _zip_folder(other), "application/zip")).run()
+    assert not at.exception, [e.value for e in at.exception]
+    current = Path(at.session_state["dataset_path"])
+    assert paths.uploads_root() in current.parents
+    assert _metric(at, "Images") == "5"
+    # The choice holds on another page and back.
+    at.switch_page("pages/predict.py").run()
+    at.switch_page("pages/data.py").run()
+    assert _metric(at, "Images") == "5"
+
+
+def test_a_broken_zip_is_an_error_message_not_a_crash(app):
+    at = app.run()
+    at.file_uploader(key="data_zip").set_value(("broken.zip", b"PK\x03\x04 not really", "application/zip")).run()
+    assert not at.exception
+    assert any("broken" in e.value and "zip" in e.value for e in at.error)
+    assert _metric(at, "Images") == "16"  # still on the demo
+
+
+def test_folder_outside_data_is_refused(app):
+    at = app.run()
+    at.text_input[0].input("/etc").run()
+    next(b for b in at.button if b.label == "Open folder").click().run()
+    assert not at.exception
+    assert any("outside the allowed data folders" in e.value for e in at.error)
+
+
+def test_folder_under_data_can_be_opened(app):
+    from detcore import paths
+    from detcore.data.demo import generate_demo_dataset
+
+    generate_demo_dataset(paths.data_root() / "small", n_images=4, seed=5)
+    at = app.run()
+    at.selectbox[0].select("small").run()
+    next(b for b in at.button if b.label == "Open folder").click().run()
+    assert not at.exception
+    assert _metric(at, "Images") == "4"
+
+
+def test_problem_table_and_browser_filter(app, demo_dir):
+    # One VOC box reaching outside its image: the reader clips it and reports box_clipped.
+    xml = next((demo_dir / "annotations").glob("*.xml"))
+    text = xml.read_text()
+    xmax_start = text.index("<xmax>") + len("<xmax>")
+    xml.write_text(text[:xmax_start] + "9999" + text[text.index("</xmax>"):])
+    at = app.run()
+    assert not at.exception
+    kinds = at.multiselect(key="data_problem_kinds")
+    assert "box_clipped" in kinds.options
+    kinds.set_value(["box_clipped"]).run()
+    problems = at.dataframe[-1].value
+    assert list(problems["kind"]) == ["box_clipped"] and xml.name in problems["file"].iloc[0]
+
+    at.selectbox(key="data_browser_problem").select("box_clipped").run()
+    assert any(m.value.startswith("1 images") for m in at.markdown)
+    assert len(at.get("image")) == 1
