@@ -31,8 +31,8 @@ def test_predicts_numpy_class_indices_above_the_floor_inside_the_image(make_run)
 
 
 def test_low_floor_then_rethreshold_equals_running_at_the_threshold(make_run):
-    # (Faster R-CNN: its post-processing keeps every box above the cut. SSD's per-class top-k
-    # candidate cap makes torchvision's own output depend slightly on its threshold.)
+    # (Faster R-CNN here: a freshly initialised SSD gives many boxes exactly tied scores, and NMS
+    # breaks ties by input order, which the threshold changes — a test artefact, not a trained-model one.)
     p = Predictor.from_run(make_run("fasterrcnn_mobilenet_v3_large_320_fpn", min_size=128, max_size=160),
                            device="cpu")
     low = p.predict(_images(), score_floor=0.001)
