@@ -64,8 +64,8 @@ def _assert_previous_checkpoint_intact(folder: Path) -> None:
 @pytest.mark.parametrize("err", [errno.ENOSPC, errno.EROFS], ids=["disk-full", "read-only"])
 def test_failed_checkpoint_save_keeps_the_previous_one_and_resume_finishes(tmp_path, tiny_config, monkeypatch, err):
     run_dir = tmp_path / "run"
-    attempts = _fail_nth_checkpoint_write(monkeypatch, 2, err)
-    with pytest.raises(OSError) as raised:
+    with monkeypatch.context() as patch, pytest.raises(OSError) as raised:
+        attempts = _fail_nth_checkpoint_write(patch, 2, err)
         train(tiny_config(epochs=EPOCHS, max_iters_per_epoch=1), run_dir)
     assert raised.value.errno == err
     assert attempts == [run_dir / "checkpoints" / "last.pt"] * 2
@@ -77,7 +77,7 @@ def test_failed_checkpoint_save_keeps_the_previous_one_and_resume_finishes(tmp_p
     assert "last.pt" in message  # the user learns which file could not be written
     _assert_previous_checkpoint_intact(run_dir / "checkpoints")
 
-    monkeypatch.undo()  # the disk has been fixed
+    # the disk has been fixed (the patch is gone)
     assert train(None, run_dir, resume=True) == "completed"
     final = torch.load(run.checkpoint("last"), weights_only=True)
     assert final["epoch"] == EPOCHS and final["global_step"] == EPOCHS
@@ -105,10 +105,9 @@ def test_checkpoint_folder_replaced_by_a_file(tmp_path, tiny_config):
                    "record and the checkpoint) are counted twice: 4 of 3 epochs")
 def test_epochs_done_counts_each_epoch_once_after_a_replayed_epoch(tmp_path, tiny_config, monkeypatch):
     run_dir = tmp_path / "run"
-    _fail_nth_checkpoint_write(monkeypatch, 2, errno.ENOSPC)
-    with pytest.raises(OSError):
+    with monkeypatch.context() as patch, pytest.raises(OSError):
+        _fail_nth_checkpoint_write(patch, 2, errno.ENOSPC)
         train(tiny_config(epochs=EPOCHS, max_iters_per_epoch=1), run_dir)
-    monkeypatch.undo()
     assert train(None, run_dir, resume=True) == "completed"
     assert Run(run_dir).epochs_done() == EPOCHS
 
