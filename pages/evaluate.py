@@ -11,6 +11,9 @@ import pandas as pd
 import streamlit as st
 
 from detcore import viz
+from detcore.data.images import load_rgb
+from detcore.metrics.errors import ERROR_KINDS
+from detcore.metrics.export import coco_image_id_map, to_coco_detections
 from ui import state
 from ui.shell import page_shell
 from ui.feedback import shown_errors
@@ -104,9 +107,34 @@ def confusion_ui(result, thresholds: dict[str, float]) -> None:
                     key="eval_confusion")
 
 
-def downloads_ui(run_dir: Path, result, thresholds: dict[str, float], per_class: pd.DataFrame,
+def error_browser_ui(evaluated, thresholds: dict[str, float]) -> None:
+    result = evaluated.result
+    left, right = st.columns([1, 3])
+    kind = left.selectbox("Error type", ["all errors", *ERROR_KINDS], key="eval_error_kind")
+    worst = result.worst_images(thresholds, None if kind == "all errors" else kind)
+    if worst.empty:
+        right.success("No errors of this type at these thresholds.")
+        return
+    right.dataframe(worst.head(50), hide_index=True, height=220, key="eval_worst_table")
+    image_id = left.selectbox("Image", worst["image_id"].head(50).tolist(), key="eval_error_image")
+    sample = next(s for s in evaluated.samples if s.image_id == image_id)
+    dets = next(d for d in evaluated.detections if d.image_id == image_id)
+    per_class = np.array([thresholds[c] for c in result.classes], dtype=np.float32)
+    kept = dets.above(per_class)
+    errors = result.errors(thresholds)
+    rows = errors[errors["image_id"] == image_id].drop(columns=["image_id"])
+    picture, table = st.columns([3, 2])
+    with picture, shown_errors(stop=False):
+        figure = viz.image_figure(load_rgb(sample.image_path), kept, result.classes, ground_truth=sample)
+        st.plotly_chart(figure, key="eval_error_figure", config={"displayModeBar": False})
+        st.caption("Dashed: ground truth · solid: predictions above the thresholds (hover for class and score)")
+    table.dataframe(rows, hide_index=True, key="eval_error_rows")
+
+
+def downloads_ui(run_dir: Path, evaluated, thresholds: dict[str, float], per_class: pd.DataFrame,
                  global_threshold: float) -> None:
-    c1, c2, c3 = st.columns(3)
+    result = evaluated.result
+    c1, c2, c3, c4 = st.columns(4)
     if c1.button("Save thresholds to the run", type="primary", icon=":material/save:"):
         with shown_errors(stop=False):
             path = save_run_thresholds(run_dir, global_threshold=global_threshold, per_class=thresholds)
@@ -115,18 +143,32 @@ def downloads_ui(run_dir: Path, result, thresholds: dict[str, float], per_class:
                        mime="text/csv", on_click="ignore")
     c3.download_button("Metrics (JSON)", lambda: json.dumps(result.to_json(thresholds), indent=2),
                        file_name=f"{run_dir.name}-metrics.json", mime="application/json", on_click="ignore")
+    c4.download_button("Predictions (COCO JSON)", lambda: json.dumps(coco_detections(evaluated)),
+                       file_name=f"{run_dir.name}-detections-coco.json", mime="application/json", on_click="ignore")
+
+
+def coco_detections(evaluated) -> list:
+    ids = coco_image_id_map([s.image_id for s in evaluated.samples])
+    return to_coco_detections(evaluated.detections, evaluated.result.classes, image_id_map=ids)
 
 
 @st.fragment
-def tuning_ui(run_dir: Path, result) -> None:
+def tuning_ui(run_dir: Path, evaluated) -> None:
     # A fragment: threshold changes rerun only this, reading the cached matches.
-    thresholds = thresholds_ui(result, load_run_thresholds(run_dir))
+    result = evaluated.result
     summary_ui(result)
+    st.subheader("Score thresholds")
+    thresholds = thresholds_ui(result, load_run_thresholds(run_dir))
     st.subheader("Per class")
-    per_class = per_class_ui(result, thresholds, None)
+    per_class = per_class_ui(result, thresholds, evaluated.ci)
     curves_ui(result, thresholds, per_class)
-    confusion_ui(result, thresholds)
-    downloads_ui(run_dir, result, thresholds, per_class, float(st.session_state[GLOBAL_KEY]))
+    left, right = st.columns([2, 3])
+    with left:
+        confusion_ui(result, thresholds)
+    with right:
+        st.markdown("**Error browser** — worst images first")
+        error_browser_ui(evaluated, thresholds)
+    downloads_ui(run_dir, evaluated, thresholds, per_class, float(st.session_state[GLOBAL_KEY]))
 
 
 page_shell("Evaluate")
@@ -135,6 +177,7 @@ if run_dir is None:
     st.info("No trained run yet — train one to evaluate it.")
     start_demo_training_ui()
     st.stop()
+st.caption(f"Run `{run_dir.name}` · matches are computed once; thresholds only re-read them")
 split = st.segmented_control("Split", ["test", "val", "train"], default="test", key="eval_split") or "test"
 with shown_errors():
     evaluation = load_evaluation(run_dir, split)

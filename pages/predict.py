@@ -68,7 +68,7 @@ def predict_uploads(files, run_dir: Path) -> list[PredictedImage]:
 def thresholds_ui(classes: list[str], saved: dict) -> tuple[np.ndarray, list[str]]:
     """Global slider, class toggles and per-class overrides → per-class thresholds, classes shown."""
     default_global = float(saved.get("global", 0.5))
-    threshold = st.slider("Score threshold", SCORE_FLOOR, 1.0, max(default_global, SCORE_FLOOR), 0.01,
+    threshold = st.slider("Score threshold", SCORE_FLOOR, 1.0, min(1.0, max(default_global, SCORE_FLOOR)), 0.01,
                           key="predict_threshold")
     shown = st.multiselect("Classes shown", classes, default=classes, key="predict_classes")
     per_class = np.full(len(classes), threshold, dtype=np.float32)
@@ -79,7 +79,7 @@ def thresholds_ui(classes: list[str], saved: dict) -> tuple[np.ndarray, list[str
             cols = st.columns(min(4, max(1, len(classes))))
             for i, name in enumerate(classes):
                 per_class[i] = cols[i % len(cols)].number_input(
-                    name, SCORE_FLOOR, 1.0, float(saved_per_class.get(name, threshold)), 0.01,
+                    name, SCORE_FLOOR, 1.0, min(1.0, max(SCORE_FLOOR, float(saved_per_class.get(name, threshold)))), 0.01,
                     key=f"predict_thr_{name}")
     hidden = [i for i, c in enumerate(classes) if c not in shown]
     per_class[hidden] = np.inf

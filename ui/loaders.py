@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import streamlit as st
@@ -83,16 +84,31 @@ def load_predictor(run_dir: Path):
     return _predictor(str(run_dir), stamp), stamp
 
 
+@dataclass
+class EvaluatedRun:
+    """What the Evaluate page reads: the result (cached matches) plus the images and detections
+    behind it, for the error browser and the COCO export."""
+
+    result: object  # detcore.metrics.EvaluationResult
+    samples: list
+    detections: list
+    ci: object  # per-class bootstrap interval table (pandas), or None when it failed
+
+
 @st.cache_resource(show_spinner="Evaluating the run (runs the model once over the split)…", max_entries=4)
-def _evaluation(run_dir: str, split: str, stamp: str, data: str | None):
-    from detcore.evaluation import evaluate_run
+def _evaluation(run_dir: str, split: str, stamp: str) -> EvaluatedRun:
+    from detcore.evaluation import run_predictions
+    from detcore.metrics import evaluate_detections
+    from detcore.train.runs import Run
 
-    return evaluate_run(run_dir, data, split=split)
+    samples, dets = run_predictions(run_dir, split=split)
+    result = evaluate_detections(samples, dets, Run(run_dir).classes())
+    return EvaluatedRun(result, samples, dets, result.bootstrap_ci(n_boot=200, seed=0))
 
 
-def load_evaluation(run_dir: Path, split: str, data: str | None = None):
-    """The run's EvaluationResult on ``split``; computed once per checkpoint, then thresholds only filter."""
-    return _evaluation(str(run_dir), split, _checkpoint_stamp(Path(run_dir)), data)
+def load_evaluation(run_dir: Path, split: str) -> EvaluatedRun:
+    """The run's evaluation on ``split``: computed once per checkpoint, then thresholds only filter."""
+    return _evaluation(str(run_dir), split, _checkpoint_stamp(Path(run_dir)))
 
 
 THRESHOLDS_FILE = "thresholds.json"
