@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from detcore.train.presets import PRESETS
 from detcore.train.runs import Run
 
 REPO = Path(__file__).resolve().parents[2]
@@ -51,7 +52,8 @@ def test_train_cli_preset_with_overrides_then_resume(tmp_path, voc_folder):
     assert "status: completed" in done.stderr and "epoch 1" in done.stderr  # progress went to stderr
     run = Run(out)
     assert run.config()["preset"] == "demo-cpu" and run.config()["model"] == "fasterrcnn_mobilenet_v3_large_320_fpn"
-    assert run.config()["lr"] == 2e-3 or run.config()["lr"] > 0  # the preset's value unless overridden
+    assert run.config()["lr"] == PRESETS["demo-cpu"]["lr"]  # not overridden: the preset's value
+    assert run.config()["epochs"] == 1 and run.config()["min_size"] == 64  # overridden by flags
 
     again = _detcore("train", "--resume", str(out), "--epochs", "2")
     assert again.returncode == 0, again.stderr
