@@ -8,7 +8,8 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from detcore import viz
+from detcore import paths, viz
+from detcore.errors import DetcoreError
 from detcore.models import list_models
 from detcore.train.config import TrainConfig, config_from_preset
 from detcore.train.presets import PRESETS
@@ -32,38 +33,45 @@ def _fmt_eta(seconds) -> str:
     return f"{seconds // 60}m {seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
 
 
+def _choice(label: str, options: list[str], value: str, key: str, container=st, **kwargs) -> str:
+    return container.selectbox(label, options, index=options.index(value) if value in options else 0, key=key, **kwargs)
+
+
 def config_form_ui() -> TrainConfig | None:
-    """The training form; returns the config when Start is pressed."""
-    preset = st.selectbox("Preset", list(PRESETS), index=list(PRESETS).index(DEFAULT_PRESET), key="train_preset")
-    base = config_from_preset(preset, data=str(state.current_dataset_path()))
+    """The training form built from TrainConfig; returns the config when Start is pressed."""
+    preset = st.selectbox("Preset", list(PRESETS), index=list(PRESETS).index(DEFAULT_PRESET), key="train_preset",
+                          help="Starting values; every field below can still be changed.")
+    dataset = str(state.current_dataset_path())
+    base = config_from_preset(preset, data=dataset)
     specs = {m.name: m for m in list_models()}
-    with st.form(f"train_form_{preset}"):
-        st.caption(f"Dataset: `{state.current_dataset_path()}` (change it on the Data page)")
+    k = f"train_{preset}_"  # per-preset keys: picking another preset resets the form to its values
+    with st.form(f"train_form_{preset}", border=True):
+        st.caption(f"Dataset: `{dataset}` — change it on the Data page")
         c1, c2, c3 = st.columns(3)
-        model = c1.selectbox("Model", list(specs), index=list(specs).index(base.model),
-                             format_func=lambda n: specs[n].title)
-        weights = c2.selectbox("Weights", ["coco", "backbone", "none"], index=["coco", "backbone", "none"].index(base.weights)
-                               if base.weights in ("coco", "backbone", "none") else 2)
-        device = c3.selectbox("Device", ["auto", "cpu", "cuda"], index=["auto", "cpu", "cuda"].index(base.device))
+        model = _choice("Model", list(specs), base.model, k + "model", c1, format_func=lambda n: specs[n].title)
+        weights = _choice("Weights", ["coco", "backbone", "none"], base.weights, k + "weights", c2,
+                          help="coco / backbone need the torchvision weight files on disk (no downloads here)")
+        device = _choice("Device", ["auto", "cpu", "cuda"], base.device, k + "device", c3)
         c1, c2, c3 = st.columns(3)
-        epochs = c1.number_input("Epochs", 1, 500, base.epochs)
-        batch_size = c2.number_input("Batch size", 1, 256, base.batch_size)
-        lr = c3.number_input("Learning rate", 1e-6, 1.0, float(base.lr), format="%.5f")
+        epochs = c1.number_input("Epochs", 1, 500, base.epochs, key=k + "epochs")
+        batch_size = c2.number_input("Batch size", 1, 256, base.batch_size, key=k + "batch_size")
+        lr = c3.number_input("Learning rate", 1e-6, 1.0, float(base.lr), format="%.5f", key=k + "lr")
         c1, c2, c3 = st.columns(3)
-        optimizer = c1.selectbox("Optimizer", ["sgd", "adamw"], index=["sgd", "adamw"].index(base.optimizer))
-        schedule = c2.selectbox("LR schedule", ["step", "cosine", "none"], index=["step", "cosine", "none"].index(base.schedule))
-        test_fraction = c3.slider("Test fraction", 0.05, 0.5, float(base.test_fraction), 0.05)
+        optimizer = _choice("Optimizer", ["sgd", "adamw"], base.optimizer, k + "optimizer", c1)
+        schedule = _choice("LR schedule", ["step", "cosine", "none"], base.schedule, k + "schedule", c2)
+        test_fraction = c3.slider("Test fraction", 0.05, 0.5, float(base.test_fraction), 0.05, key=k + "test_fraction")
         c1, c2, c3 = st.columns(3)
-        split_seed = c1.number_input("Split seed", 0, 10_000, base.split_seed)
-        eval_every = c2.number_input("Validate every N epochs", 0, 100, base.eval_every)
-        max_iters = c3.number_input("Max iterations per epoch (0 = all)", 0, 100_000, base.max_iters_per_epoch or 0)
+        split_seed = c1.number_input("Split seed", 0, 10_000, base.split_seed, key=k + "split_seed")
+        eval_every = c2.number_input("Validate every N epochs (0 = never)", 0, 100, base.eval_every, key=k + "eval_every")
+        max_iters = c3.number_input("Max iterations per epoch (0 = all)", 0, 100_000, base.max_iters_per_epoch or 0,
+                                    key=k + "max_iters")
         if not st.form_submit_button("Start training", type="primary", icon=":material/play_arrow:"):
             return None
     overrides = dict(model=model, weights=weights, device=device, epochs=int(epochs), batch_size=int(batch_size),
                      lr=float(lr), optimizer=optimizer, schedule=schedule, test_fraction=float(test_fraction),
-                     split_seed=int(split_seed), eval_every=int(eval_every),
-                     max_iters_per_epoch=int(max_iters) or None)
-    return config_from_preset(preset, data=str(state.current_dataset_path()), **overrides)
+                     split_seed=int(split_seed), eval_every=int(eval_every), max_iters_per_epoch=int(max_iters) or None)
+    with shown_errors():
+        return config_from_preset(preset, data=dataset, **overrides)
 
 
 def progress_ui(run: Run, snapshot: dict | None) -> str:
@@ -76,15 +84,17 @@ def progress_ui(run: Run, snapshot: dict | None) -> str:
     cols = st.columns(6)
     cols[0].metric("Status", status)
     cols[1].metric("Step", f"{last.get('global_step', 0)} / {last.get('total_steps', '—')}")
-    cols[2].metric("Epoch", last.get("epoch", "—"))
+    total_epochs = (snapshot or {}).get("total_epochs") or _planned_epochs(run)
+    cols[2].metric("Epoch", f"{last['epoch'] + 1} / {total_epochs or '—'}" if "epoch" in last else "—")
     cols[3].metric("Loss", f"{last['loss']:.3f}" if "loss" in last else "—")
     cols[4].metric("Images/s", f"{last['images_per_s']:.1f}" if last.get("images_per_s") else "—")
     cols[5].metric("ETA", _fmt_eta(last.get("eta_s")) if status == "running" else "—")
     if last.get("total_steps"):
         st.progress(min(1.0, last.get("global_step", 0) / last["total_steps"]))
-    failure = next((e for e in reversed(events) if e.get("type") == "status" and e.get("status") == "failed"), None)
     if status == "failed":
-        st.error((snapshot or {}).get("message") or (failure or {}).get("message") or "training failed", icon=":material/error:")
+        st.error((snapshot or {}).get("message") or run.message() or "training failed", icon=":material/error:")
+    elif status in ("stopped", "interrupted"):
+        st.info(f"{status.capitalize()}: {(snapshot or {}).get('message') or run.message()} — resume it from the runs below.")
     if steps:
         left, right = st.columns([3, 2])
         left.plotly_chart(viz.loss_curves_figure(events), key="train_loss_chart")
@@ -93,6 +103,13 @@ def progress_ui(run: Run, snapshot: dict | None) -> str:
     if epochs:
         st.plotly_chart(viz.epoch_metrics_figure(events), key="train_val_chart")
     return status
+
+
+def _planned_epochs(run: Run) -> int | None:
+    try:
+        return run.config().get("epochs")
+    except DetcoreError:
+        return None  # the job is still writing its run files
 
 
 def rate_chart_ui(steps: list[dict]) -> None:
@@ -117,45 +134,38 @@ def live_job_ui(job) -> None:
 
 
 def runs_table_ui() -> None:
-    runs = run_listing(str(job_registry_runs_root()))
+    runs = run_listing(str(paths.runs_root()))
     if not runs:
         st.caption("No runs yet.")
         return
     table = pd.DataFrame([{"run": r["name"], "status": r["status"], "best AP": r["best"]} for r in runs])
-    st.dataframe(table, hide_index=True, column_config={
+    st.dataframe(table, hide_index=True, key="train_runs_table", column_config={
         "best AP": st.column_config.ProgressColumn("best AP", min_value=0.0, max_value=1.0, format="%.3f")})
     finished = [r for r in runs if r["status"] in FINISHED]
     if not finished:
         return
     c1, c2, c3 = st.columns([3, 1, 1], vertical_alignment="bottom")
-    choice = c1.selectbox("Resume run", [r["path"] for r in finished], format_func=lambda p: Path(p).name)
-    extra = c2.number_input("Extra epochs", 0, 500, 2)
-    if c3.button("Resume", icon=":material/resume:"):
-        with shown_errors():
-            cfg = TrainConfig.from_dict(Run(Path(choice)).config())
-        if start_job(cfg, run_dir=Path(choice), resume=True, extra_epochs=int(extra)) is not None:
+    choice = c1.selectbox("Resume run", [r["path"] for r in finished], format_func=lambda p: Path(p).name,
+                          key="train_resume_run")
+    extra = c2.number_input("Extra epochs", 0, 500, 2, key="train_resume_extra")
+    if c3.button("Resume", icon=":material/resume:", key="train_resume"):
+        if start_job(None, run_dir=Path(choice), resume=True, extra_epochs=int(extra)) is not None:
             st.rerun()
-
-
-def job_registry_runs_root() -> Path:
-    from detcore import paths
-
-    return paths.runs_root()
 
 
 page_shell("Train")
 active = job_registry().active()
 if active is not None:
-    st.subheader(f"Running: {Path(active.run_dir).name}")
+    st.subheader(f"Running: {active.run_dir.name}")
     live_job_ui(active)
-else:
+with st.expander("New training run", expanded=active is None):
     config = config_form_ui()
     if config is not None and start_job(config) is not None:
         st.rerun()
-    current = state.current_run_dir()
-    if current is not None and current.exists():
-        st.subheader(f"Last run: {current.name}")
-        progress_ui(Run(current), None)
+current = state.current_run_dir()
+if active is None and current is not None and (current / "config.json").exists():
+    st.subheader(f"Run {current.name}")
+    progress_ui(Run(current), None)
 
 st.subheader("Runs")
 runs_table_ui()

@@ -19,15 +19,17 @@ def _on_run_picked() -> None:
 
 def run_picker_ui() -> Path | None:
     """Select box over the runs on disk; defaults to the newest and follows ``state.RUN_KEY``."""
-    runs = run_listing(str(paths.runs_root()))
-    if not runs:
+    by_path = {r["path"]: r for r in run_listing(str(paths.runs_root()))}
+    current = state.current_run_dir()
+    if current is not None and str(current) not in by_path and current.exists():
+        # A job just started: its folder exists before its config.json does.
+        by_path = {str(current): {"name": current.name, "status": "starting"}, **by_path}
+    if not by_path:
         st.caption("No runs yet — train one on the **Train** page.")
         state.set_current_run(None)
         return None
-    by_path = {r["path"]: r for r in runs}
-    current = state.current_run_dir()
     if current is None or str(current) not in by_path:
-        state.set_current_run(runs[0]["path"])
+        state.set_current_run(next(iter(by_path)))
     # Syncing the widget before it is drawn lets any page change the run with state.set_current_run.
     st.session_state[_PICKER_KEY] = str(state.current_run_dir())
     st.selectbox(
