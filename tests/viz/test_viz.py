@@ -3,6 +3,7 @@
 import json
 
 import numpy as np
+import pytest
 import plotly.graph_objects as go
 from PIL import Image
 
@@ -102,3 +103,26 @@ def test_chart_builders_carry_the_numbers_given():
     assert f1.data[1].y[0] == 0.8
     cm = viz.confusion_matrix_figure(np.array([[5, 1], [2, 0]]), ["with_mask", "background"], normalize=True)
     assert np.allclose(cm.data[0].z[0], [5 / 6, 1 / 6]) and cm.data[0].customdata[1][0] == 2
+
+
+def test_png_data_uri_round_trips_the_pixels():
+    import base64
+    import io
+
+    img = np.random.default_rng(0).integers(0, 255, (20, 30, 3), dtype=np.uint8)
+    uri = viz.png_data_uri(img)
+    assert uri.startswith("data:image/png;base64,")
+    decoded = np.asarray(Image.open(io.BytesIO(base64.b64decode(uri.split(",", 1)[1]))))
+    assert np.array_equal(decoded, img)
+
+
+def test_overlay_figure_places_the_image_under_hoverable_boxes():
+    dets = Detections("x", [[1, 2, 30, 40], [40, 5, 70, 50]], [0.66, 0.3], [1, 1])
+    fig = viz.detections_overlay_figure("data:image/png;base64,AAAA", (80, 60), dets, CLASSES)
+    (bg,) = fig.layout.images
+    assert (bg.sizex, bg.sizey, bg.layer) == (80, 60, "below")
+    assert list(fig.layout.yaxis.range) == [60, 0]  # image rows grow downwards
+    outline, hover = fig.data  # one class: all its outlines in one trace, one hover marker per box
+    assert list(outline.x[:5]) == [1, 30, 30, 1, 1]
+    assert list(hover.customdata) == pytest.approx([0.66, 0.3])
+    assert "without_mask" in hover.hovertemplate
