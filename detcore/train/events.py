@@ -162,16 +162,16 @@ class Checkpointer(Callback):
 
 
 class EarlyStopping(Callback):
-    """Stops when validation AP has not improved for ``patience`` validations."""
+    """Stops when validation AP has not improved by more than ``min_delta`` for ``patience`` validations."""
 
-    def __init__(self, *, patience: int):
-        self.patience, self.best, self.bad = patience, None, 0
+    def __init__(self, *, patience: int, min_delta: float = 1e-4):
+        self.patience, self.min_delta, self.best, self.bad = patience, min_delta, None, 0
 
     def on_epoch_end(self, t):
         score = _score(t.metrics) if t.metrics is not None else None
         if score is None:
             return
-        if self.best is None or score > self.best:
+        if self.best is None or score > self.best + self.min_delta:
             self.best, self.bad = score, 0
             return
         self.bad += 1

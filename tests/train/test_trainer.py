@@ -142,3 +142,13 @@ def test_best_checkpoint_follows_validation_ap(tmp_path, tiny_parsed, make_confi
     best = torch.load(run.checkpoint("best"), weights_only=True)
     assert best["metrics"]["AP"] == max(aps)
     assert best["epoch"] == 1 + aps.index(max(aps))
+
+
+def test_early_stopping_ends_a_run_that_stopped_improving(tmp_path, tiny_parsed, make_config):
+    # lr so small that validation AP barely moves (BatchNorm statistics still do)
+    status = train(make_config(epochs=5, max_iters_per_epoch=1, eval_every=1, early_stopping_patience=1, lr=1e-9),
+                   tmp_path / "run", dataset=tiny_parsed)
+    run = Run(tmp_path / "run")
+    assert status == "completed" and run.status() == "completed"
+    assert 2 <= run.epochs_done() < 5
+    assert "early stopping" in run.message()
