@@ -112,9 +112,7 @@ class Trainer:
 
     def to_device(self, images, targets):
         self.batch_images = len(images) * self.dist.world_size  # throughput of the whole job
-        images = [im.to(self.device, non_blocking=True) for im in images]
-        if self.channels_last:
-            images = [im.contiguous(memory_format=torch.channels_last) for im in images]
+        images = [im.to(self.device, non_blocking=True) for im in images]  # the model batches (and pads) them
         targets = [{k: (v.to(self.device, non_blocking=True) if torch.is_tensor(v) else v) for k, v in t.items()}
                    for t in targets]
         return images, targets

@@ -89,13 +89,17 @@ def test_stop_event_ends_run_with_checkpoint(tmp_path, tiny_parsed, make_config)
         def on_step_end(self, t):
             stop.set()
 
-    status = train(make_config(epochs=3, max_iters_per_epoch=3), tmp_path / "run", dataset=tiny_parsed,
+    status = train(make_config(epochs=2, max_iters_per_epoch=2), tmp_path / "run", dataset=tiny_parsed,
                    stop_event=stop, callbacks=[StopAfterFirstStep()])
     run = Run(tmp_path / "run")
     assert status == "stopped" and run.status() == "stopped"
     assert len(run.events("step")) == 1  # checked before the very next iteration
     assert run.checkpoint("last").is_file() and run.checkpoint("best").is_file()
-    assert torch.load(run.checkpoint("last"), weights_only=True)["epoch"] == 0
+    stopped = torch.load(run.checkpoint("last"), weights_only=True)
+    assert stopped["epoch"] == 0  # the interrupted epoch is not counted: resume redoes it
+    assert train(None, tmp_path / "run", dataset=tiny_parsed, resume=True) == "completed"
+    assert run.status() == "completed" and run.epochs_done() == 2
+    assert [s["global_step"] for s in run.events("step")] == [1, 1, 2, 3, 4]
 
 
 def test_nan_loss_fails_with_clear_message(tmp_path, tiny_parsed, make_config):
