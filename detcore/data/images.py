@@ -67,8 +67,9 @@ def open_image(source: str | Path | bytes, *, name: str | None = None) -> Image.
 
 
 def load_rgb(source: str | Path | bytes, *, name: str | None = None) -> np.ndarray:
-    """Image as an (H, W, 3) uint8 RGB array."""
-    return np.asarray(open_image(source, name=name), dtype=np.uint8)
+    """Image as an (H, W, 3) uint8 RGB array, writable (``np.asarray`` on a PIL image gives a read-only
+    view of its bytes, which callers drawing on it or handing it to ``torch.from_numpy`` trip over)."""
+    return np.array(open_image(source, name=name), dtype=np.uint8)
 
 
 def displayed_size(img: Image.Image) -> tuple[int, int]:

@@ -81,3 +81,9 @@ def test_the_pixel_limit_is_stated_in_the_message():
     with pytest.raises(DataError) as err:
         load_rgb(_png_bomb(side, side), name="big.png")
     assert str(MAX_IMAGE_PIXELS) in err.value.problem.replace(",", "")  # the user learns the limit
+
+
+def test_a_good_upload_decodes_to_a_writable_rgb_array():
+    # Read-only arrays made torch warn "undefined behavior" on every prediction (server log noise).
+    rgb = load_rgb(_png(), name="ok.png")
+    assert rgb.dtype == np.uint8 and rgb.shape == (48, 64, 3) and rgb.flags.writeable
