@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.reliability.tinydata import TINY, write_tiny_voc
+from tests.reliability.tinydata import REPO, TINY, write_tiny_voc
 
 
 @pytest.fixture
@@ -25,3 +25,25 @@ def tiny_config(tiny_voc):
         return TrainConfig(**{**TINY, "data": str(tiny_voc), "epochs": 1, **overrides})
 
     return make
+
+
+@pytest.fixture
+def app(monkeypatch):
+    """The real app.py in AppTest, opening on a 6-image demo set in this test's DATA."""
+    from streamlit.runtime.pages_manager import PagesManager
+    from streamlit.testing.v1 import AppTest
+
+    from detcore import paths
+    from detcore.data.demo import generate_demo_dataset
+
+    generate_demo_dataset(paths.demo_dataset_dir(), n_images=6, seed=0)
+    # As tests/app/conftest.py does: AppTest re-derives Streamlit's pages/-folder mode before every
+    # run and in it a click made between runs is lost; pin the st.navigation mode the server runs in.
+    original_init = PagesManager.__init__
+
+    def init_in_navigation_mode(self, *args, **kwargs):
+        original_init(self, *args, **kwargs)
+        PagesManager.uses_pages_directory = False
+
+    monkeypatch.setattr(PagesManager, "__init__", init_in_navigation_mode)
+    return AppTest.from_file(str(REPO / "app.py"), default_timeout=120)

@@ -9,32 +9,9 @@ import os
 import zipfile
 from pathlib import Path
 
-import pytest
 from streamlit.testing.v1 import AppTest
 
-from tests.reliability.tinydata import REPO, write_tiny_voc
-
-APP = REPO / "app.py"
-
-
-@pytest.fixture
-def app(monkeypatch) -> AppTest:
-    from streamlit.runtime.pages_manager import PagesManager
-
-    from detcore import paths
-    from detcore.data.demo import generate_demo_dataset
-
-    generate_demo_dataset(paths.demo_dataset_dir(), n_images=6, seed=0)
-    # As tests/app/conftest.py does: AppTest re-derives Streamlit's pages/-folder mode before every
-    # run and in it a click made between runs is lost; pin the st.navigation mode the server runs in.
-    original_init = PagesManager.__init__
-
-    def init_in_navigation_mode(self, *args, **kwargs):
-        original_init(self, *args, **kwargs)
-        PagesManager.uses_pages_directory = False
-
-    monkeypatch.setattr(PagesManager, "__init__", init_in_navigation_mode)
-    return AppTest.from_file(str(APP), default_timeout=120)
+from tests.reliability.tinydata import write_tiny_voc
 
 
 def _open_typed(at: AppTest, typed: str) -> AppTest:
