@@ -2,7 +2,7 @@
 
     train --data DATA --model NAME [--weights coco|backbone|none|PATH] [--epochs N] ...
     train --data DATA --preset demo-cpu --out RUN_DIR       (flags override the preset)
-    train --resume RUN_DIR [--epochs N]                     (N = new total; default: finish the run)
+    train --resume RUN_DIR [--epochs N]                     (N = new total, more or fewer; default: finish the run)
     train --list-models | --list-presets
 Under ``torchrun --nproc_per_node=N`` the same command trains with DDP; only rank 0 prints.
 """
@@ -90,7 +90,7 @@ def _config_and_run_dir(args):
         if not run.exists():
             raise ConfigError(args.resume, "is not a run directory (no config.json), so there is nothing to resume")
         saved = TrainConfig.from_dict(run.config())
-        extra = max(0, args.epochs - saved.epochs) if args.epochs else 0
+        extra = args.epochs - saved.epochs if args.epochs else 0  # --epochs is the new total
         config = TrainConfig.from_dict({**saved.to_dict(), **{k: v for k, v in overrides.items()
                                                                if k in ("data", "data_format")}})
         return config, args.resume, extra

@@ -83,7 +83,7 @@ class Run:
         return last.get("message", "")
 
     def epochs_done(self) -> int:
-        return sum(1 for _ in self.events("epoch"))
+        return len({r["epoch"] for r in self.events("epoch")})  # a redone epoch counts once
 
     def metrics(self) -> list[dict]:
         """One row per validated epoch: ``{"epoch", "val_loss", **metrics}``."""

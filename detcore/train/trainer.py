@@ -226,13 +226,18 @@ def train(config: TrainConfig, run_dir: str | Path, *, stop_event: threading.Eve
     try:
         prepared = prepare_run(config, run_dir, dist=dist, resume=resume, extra_epochs=extra_epochs, dataset=dataset)
         cfg = prepared.config
-        builtin = [writer, StepLogger(), Validation(every=cfg.eval_every), EpochLogger(), Checkpointer()]
+        # Checkpointer before EpochLogger: an epoch record in the file means its last.pt exists.
+        builtin = [writer, StepLogger(), Validation(every=cfg.eval_every), Checkpointer(), EpochLogger()]
         if cfg.early_stopping_patience:
             builtin.append(EarlyStopping(patience=cfg.early_stopping_patience))
         trainer = Trainer(prepared, callbacks=[*builtin, *callbacks], stop_event=stop_event)
-        if resume:
+        message = "started"
+        if resume and (run_dir / "checkpoints" / "last.pt").is_file():
             trainer.load_checkpoint(run_dir / "checkpoints" / "last.pt")
-        trainer.emit_status("running", "resumed" if resume else "started")
+            message = f"resumed after epoch {trainer.start_epoch}"
+        elif resume:  # killed before its first checkpoint: same config and split, from the start
+            message = "resumed from the start (the run had no checkpoint yet)"
+        trainer.emit_status("running", message)
         return trainer.run()
     except BaseException as e:
         status = "interrupted" if isinstance(e, KeyboardInterrupt) else "failed"

@@ -87,3 +87,37 @@ def test_torchrun_two_cpu_processes(tmp_path, voc_folder):
     assert len(steps) == 1 and steps[0]["total_steps"] == 1
     assert run.checkpoint("last").is_file()
     assert done.stdout.count('"status": "completed"') == 1  # one summary, from rank 0
+
+
+def test_killed_training_is_interrupted_and_resumes(tmp_path, voc_folder):
+    import signal
+    import time
+
+    _cli_ready()
+    out = tmp_path / "run"
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "detcore", "train", "--data", str(voc_folder), "--model",
+                             "fasterrcnn_mobilenet_v3_large_320_fpn", "--weights", "none", "--epochs", "50",
+                             "--out", str(out), *FAST], env=env, cwd=REPO,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 240
+        while not Run(out).events("epoch") and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert Run(out).events("epoch"), "no epoch finished in time"
+    finally:
+        proc.send_signal(signal.SIGKILL)  # a crash, an OOM kill, a power cut: no final status written
+        proc.wait()
+    run = Run(out)
+    assert run.status() == "interrupted" and "ended without a final status" in run.message()
+
+    done = _detcore("train", "--resume", str(out), "--epochs", "3")
+    assert done.returncode == 0, done.stderr
+    assert run.status() == "completed" and run.config()["epochs"] == 3
+    assert torch_epoch(run) == 3
+
+
+def torch_epoch(run: Run) -> int:
+    import torch
+
+    return torch.load(run.checkpoint("last"), weights_only=True)["epoch"]
