@@ -51,12 +51,13 @@ def thresholds_ui(result, saved: dict) -> dict[str, float]:
         st.session_state[PER_CLASS_TOGGLE] = bool(saved_per_class)
         for name in classes:
             st.session_state[_class_key(name)] = float(saved_per_class.get(name) or st.session_state[GLOBAL_KEY])
-    left, mid, right = st.columns([3, 2, 2], vertical_alignment="bottom")
-    threshold = left.slider("Score threshold", 0.0, 1.0, step=0.01, key=GLOBAL_KEY)
-    mid.button("F1-optimal per class", on_click=_apply_recommendation, args=(result, "f1", None), icon=":material/target:")
-    target = right.number_input("Target precision", 0.05, 1.0, 0.9, 0.05, key="eval_target_precision")
-    right.button("Thresholds for this precision", on_click=_apply_recommendation,
-                 args=(result, "precision", float(target)))
+    slider_col, f1_col, target_col, precision_col = st.columns([4, 3, 2, 3], vertical_alignment="bottom")
+    threshold = slider_col.slider("Score threshold", 0.0, 1.0, step=0.01, key=GLOBAL_KEY)
+    f1_col.button("F1-optimal per class", on_click=_apply_recommendation, args=(result, "f1", None),
+                  icon=":material/target:")
+    target = target_col.number_input("Target precision", 0.05, 1.0, 0.9, 0.05, key="eval_target_precision")
+    precision_col.button("Reach this precision", on_click=_apply_recommendation,
+                         args=(result, "precision", float(target)))
     if note := st.session_state.pop("_eval_reco_note", None):
         st.info(note)
     use_per_class = st.toggle("Per-class thresholds", key=PER_CLASS_TOGGLE)
@@ -88,7 +89,7 @@ def per_class_ui(result, thresholds: dict[str, float], ci: pd.DataFrame | None) 
 
 
 def curves_ui(result, thresholds: dict[str, float], per_class: pd.DataFrame) -> None:
-    ap50 = dict(zip(per_class["class"], per_class["AP50"]))
+    ap50 = {name: (None if pd.isna(v) else float(v)) for name, v in zip(per_class["class"], per_class["AP50"])}
     pr, f1 = {}, {}
     for name in result.classes:
         curve = result.pr_curve(name)

@@ -155,7 +155,9 @@ class AppDriver:
         self.page.wait_for_function(
             """() => [...document.querySelectorAll('[data-testid="stPlotlyChart"]')]
                      .filter(c => c.offsetParent !== null)
-                     .every(c => c.querySelector('.main-svg'))""",
+                     .every(c => c.querySelector('.main-svg'))
+                 && ![...document.querySelectorAll('[data-testid="stSkeleton"]')]
+                     .some(s => s.offsetParent !== null)""",
             timeout=timeout_ms,
         )
         self.page.wait_for_timeout(300)
@@ -168,10 +170,19 @@ class AppDriver:
         metric = self.page.locator('[data-testid="stMetric"]', has_text=label).first
         return metric.locator('[data-testid="stMetricValue"]').inner_text()
 
-    def screenshot(self, name: str) -> Path:
+    def screenshot(self, name: str, *, height: int = 1400) -> Path:
+        """The app scrolls inside its own container, so a full-page shot is one viewport: grow the
+        viewport to show the page, shoot, and restore it."""
         ARTIFACTS.mkdir(exist_ok=True)
         path = ARTIFACTS / f"{name}.png"
-        self.page.screenshot(path=str(path), full_page=True)
+        size = self.page.viewport_size
+        self.page.set_viewport_size({"width": size["width"], "height": height})
+        try:
+            self.page.wait_for_timeout(500)
+            self.wait_for_charts()
+            self.page.screenshot(path=str(path))
+        finally:
+            self.page.set_viewport_size(size)
         return path
 
 
