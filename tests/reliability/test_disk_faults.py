@@ -100,9 +100,6 @@ def test_checkpoint_folder_replaced_by_a_file(tmp_path, tiny_config):
     assert torch.load(run.checkpoint("last"), weights_only=True)["epoch"] == EPOCHS
 
 
-@pytest.mark.xfail(strict=True, reason="detcore/train/runs.py Run.epochs_done() counts 'epoch' records, so epochs "
-                   "replayed after resuming from an earlier last.pt (a failed save, a SIGKILL between the epoch "
-                   "record and the checkpoint) are counted twice: 4 of 3 epochs")
 def test_epochs_done_counts_each_epoch_once_after_a_replayed_epoch(tmp_path, tiny_config, monkeypatch):
     run_dir = tmp_path / "run"
     with monkeypatch.context() as patch, pytest.raises(OSError):
