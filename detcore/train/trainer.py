@@ -171,11 +171,15 @@ class Trainer:
         return self.run_dir / "checkpoints" / f"{which}.pt"
 
     def save_checkpoint(self, which: str) -> Path:
+        """``last`` holds everything resume needs; ``best`` is for prediction only, so it skips the
+        optimizer state (half the size for SGD with momentum, a third for AdamW)."""
         state = {"format_version": CHECKPOINT_VERSION, "model": self.unwrapped_model.state_dict(),
-                 "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
-                 "scaler": self.scaler.state_dict(), "epoch": getattr(self, "epochs_done", self.start_epoch),
-                 "global_step": self.epoch_start_step(), "best_metric": self.best_metric,
-                 "metrics": self.metrics or {}, "config": self.config.to_dict(), "classes": list(self.classes)}
+                 "epoch": getattr(self, "epochs_done", self.start_epoch), "global_step": self.epoch_start_step(),
+                 "best_metric": self.best_metric, "metrics": self.metrics or {}, "config": self.config.to_dict(),
+                 "classes": list(self.classes)}
+        if which == "last":
+            state.update(optimizer=self.optimizer.state_dict(), scheduler=self.scheduler.state_dict(),
+                         scaler=self.scaler.state_dict())
         return atomic.torch_save(self.checkpoint_path(which), state)
 
     def epoch_start_step(self) -> int:

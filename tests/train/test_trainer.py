@@ -146,6 +146,8 @@ def test_best_checkpoint_follows_validation_ap(tmp_path, tiny_parsed, make_confi
     best = torch.load(run.checkpoint("best"), weights_only=True)
     assert best["metrics"]["AP"] == max(aps)
     assert best["epoch"] == 1 + aps.index(max(aps))
+    assert "optimizer" not in best  # for prediction only; resume uses last.pt
+    assert "optimizer" in torch.load(run.checkpoint("last"), weights_only=True)
 
 
 def test_early_stopping_ends_a_run_that_stopped_improving(tmp_path, tiny_parsed, make_config):
