@@ -329,6 +329,8 @@ def detections_overlay_figure(image_uri: str, size: tuple[int, int], dets: Detec
                                  hovertemplate=f"{name}<br>score %{{customdata:.3f}}<extra></extra>"))
     fig.update_xaxes(visible=False, range=[0, w])
     fig.update_yaxes(visible=False, range=[h, 0], scaleanchor="x")
-    fig.update_layout(margin=dict(l=0, r=0, t=0, b=0), showlegend=False, template="plotly_white",
-                      hovermode="closest", hoverdistance=40, height=min(720, max(240, int(h * 800 / max(w, 1)))))
+    # No named template: resolving "plotly_white" alone costs ~30 ms, half this figure's budget.
+    fig.update_layout(margin=dict(l=0, r=0, t=0, b=0), showlegend=False, plot_bgcolor="white",
+                      paper_bgcolor="white", hovermode="closest", hoverdistance=40,
+                      height=min(720, max(240, int(h * 800 / max(w, 1)))))
     return fig
