@@ -47,3 +47,13 @@ def app(monkeypatch):
 
     monkeypatch.setattr(PagesManager, "__init__", init_in_navigation_mode)
     return AppTest.from_file(str(REPO / "app.py"), default_timeout=120)
+
+
+@pytest.fixture
+def stop_jobs_after():
+    yield
+    from ui.registry import job_registry
+
+    for job in job_registry().jobs():  # never leave a thread training into the next test
+        job.stop()
+        job.join(60)

@@ -4,42 +4,16 @@ Train page to the planned number of epochs."""
 
 from __future__ import annotations
 
-import time
-
 import pytest
 import torch
 
 from detcore.train.runs import Run
 
 from tests.reliability.test_kill_and_resume import EPOCHS, ITERS, _kill_when, _start
+from tests.reliability.pagewait import run_until, status_metric
 from tests.reliability.tinydata import write_tiny_voc
 
 pytestmark = pytest.mark.slow  # a real training process killed, then a resumed background job
-
-
-def _status(at) -> str:
-    return next(m.value for m in at.metric if m.label == "Status")
-
-
-def _run_until(at, done, timeout_s: float = 300):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        at.run()
-        assert not at.exception, [e.value for e in at.exception]
-        if done(at):
-            return at
-        time.sleep(1.0)
-    raise AssertionError(f"timed out; metrics {[(m.label, m.value) for m in at.metric]}")
-
-
-@pytest.fixture
-def stop_jobs_after():
-    yield
-    from ui.registry import job_registry
-
-    for job in job_registry().jobs():  # never leave a thread training into the next test
-        job.stop()
-        job.join(60)
 
 
 def test_killed_run_shows_interrupted_and_resumes_from_the_train_page(app, tmp_path, stop_jobs_after):
@@ -53,7 +27,7 @@ def test_killed_run_shows_interrupted_and_resumes_from_the_train_page(app, tmp_p
     at = app.run()  # the restarted server: a new session, nothing in memory about that run
     at.switch_page("pages/train.py").run()
     assert not at.exception, [e.value for e in at.exception]
-    assert _status(at) == "interrupted"
+    assert status_metric(at) == "interrupted"
     assert any("Interrupted" in i.value and "ended without a final status" in i.value for i in at.info)
     assert list(at.dataframe[-1].value["status"]) == ["interrupted"]
     assert at.selectbox(key="train_resume_run").value == str(run_dir)
@@ -61,7 +35,7 @@ def test_killed_run_shows_interrupted_and_resumes_from_the_train_page(app, tmp_p
     at.number_input(key="train_resume_extra").set_value(0)
     at.button(key="train_resume").click().run()
     assert not at.exception, [e.value for e in at.exception]
-    _run_until(at, lambda a: _status(a) == "completed")
+    run_until(at, lambda a: status_metric(a) == "completed")
 
     run = Run(run_dir)
     assert run.status() == "completed"

@@ -1,0 +1,44 @@
+"""Two browser tabs (or two people) on the Train page of one server: one job per device, the second
+Start is refused with a message, both see the same job, and Stop from the other tab stops it."""
+
+from __future__ import annotations
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from tests.reliability.pagewait import run_until, status_metric
+from tests.reliability.tinydata import REPO
+
+pytestmark = pytest.mark.slow  # a real background job on the demo preset
+
+
+def _train_page(at: AppTest) -> AppTest:
+    at.run()
+    at.switch_page("pages/train.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def _start_from_form(at: AppTest, **values) -> AppTest:
+    for name, value in values.items():
+        at.number_input(key=f"train_demo-cpu_{name}").set_value(value)
+    next(b for b in at.button if b.label == "Start training").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def test_second_tab_sees_the_job_is_refused_a_second_and_can_stop_it(app, stop_jobs_after):
+    first = _start_from_form(_train_page(app), epochs=100, batch_size=2, eval_every=0)
+    run_until(first, lambda a: status_metric(a) == "running")
+    running = next(s.value for s in first.subheader if s.value.startswith("Running: "))
+
+    second = _train_page(AppTest.from_file(str(REPO / "app.py"), default_timeout=120))
+    assert running in [s.value for s in second.subheader]  # the same job, not a copy
+    assert status_metric(second) == "running"
+
+    _start_from_form(second, epochs=1, batch_size=2, eval_every=0)
+    assert any("already training" in w.value for w in second.warning), [w.value for w in second.warning]
+
+    next(b for b in second.button if b.label == "Stop").click().run()
+    run_until(first, lambda a: status_metric(a) == "stopped")
+    run_until(second, lambda a: status_metric(a) == "stopped")
