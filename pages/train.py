@@ -81,7 +81,7 @@ def progress_ui(run: Run, snapshot: dict | None) -> str:
     steps = [e for e in events if e.get("type") == "step"]
     epochs = [e for e in events if e.get("type") == "epoch"]
     last = steps[-1] if steps else {}
-    cols = st.columns(6)
+    cols = st.columns([1.5, 1, 1, 1, 1, 1])  # "interrupted" must fit
     cols[0].metric("Status", status)
     cols[1].metric("Step", f"{last.get('global_step', 0)} / {last.get('total_steps', '—')}")
     total_epochs = (snapshot or {}).get("total_epochs") or _planned_epochs(run)

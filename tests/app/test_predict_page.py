@@ -16,8 +16,22 @@ def test_without_a_run_the_page_offers_to_train_the_demo_model(app):
     at = _predict_page(app)
     assert [t.value for t in at.title] == ["Predict"]
     assert any("No trained run" in i.value for i in at.info)
-    assert any(b.label == "Train the demo model" for b in at.button)
     assert not at.file_uploader
+
+    # One click starts the demo preset in the background and opens the Train page on it.
+    from ui.registry import job_registry
+
+    try:
+        next(b for b in at.button if b.label == "Train the demo model").click().run()
+        assert not at.exception, [e.value for e in at.exception]
+        assert [t.value for t in at.title] == ["Train"]
+        job = job_registry().active()
+        assert job is not None and str(job.run_dir) == at.session_state["run_dir"]
+        assert job.config.preset == "demo-cpu"
+    finally:
+        for job in job_registry().jobs():
+            job.stop()
+            job.join(120)
 
 
 def test_slider_filters_cached_detections_without_rerunning_the_model(app, trained_run, make_png):
