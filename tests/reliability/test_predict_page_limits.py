@@ -80,3 +80,16 @@ def test_a_huge_upload_is_downscaled_for_display(predict_page):
     sizes = _displayed_sizes(at)
     assert sizes, "no image in the result figure"
     assert all(max(s) <= DISPLAY_LONG_SIDE for s in sizes), sizes
+
+
+@pytest.mark.xfail(strict=True, reason="pages/predict.py predict_uploads: st.session_state['predict_cache'] keeps "
+                   "every image ever dropped in the session (full-resolution array + PNG data URI) and never evicts "
+                   "one; a long demo session grows without bound (issue 6: caches bounded)")
+def test_the_prediction_cache_does_not_keep_images_no_longer_dropped(predict_page):
+    at = predict_page
+    for i in range(4):  # a presenter drops one photo after another, each replacing the last
+        at.file_uploader(key="predict_uploads").set_value((f"photo{i}.png", _png(320 + 8 * i, 240), "image/png"))
+        at.run()
+        assert not at.exception, [e.value for e in at.exception]
+        assert [s.value for s in at.subheader] == [f"photo{i}.png"]  # the page shows only the current photo
+    assert len(at.session_state["predict_cache"]) == 1
