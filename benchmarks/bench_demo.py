@@ -49,6 +49,7 @@ def main() -> int:
     from detcore.data.demo import generate_demo_dataset
     from detcore.evaluation import evaluate_run
     from detcore.train.config import config_from_preset
+    from detcore.train.precise_bn import PreciseBatchNorm
     from detcore.train.trainer import train
 
     work = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="bench_demo_"))
@@ -67,7 +68,7 @@ def main() -> int:
     print(f"training {config.model} ({config.epochs} epochs, batch {config.batch_size}, {config.optimizer} "
           f"lr {config.lr:g}, {config.schedule})", flush=True)
     t0 = time.perf_counter()
-    status = train(config, run_dir)
+    status = train(config, run_dir, callbacks=[PreciseBatchNorm()])  # as the app's JobRegistry does
     train_s = time.perf_counter() - t0
     load_after = _load()
     t0 = time.perf_counter()

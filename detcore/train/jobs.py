@@ -116,10 +116,12 @@ class Job:
         self._thread.start()
 
     def _work(self) -> None:
+        from detcore.train.precise_bn import PreciseBatchNorm
         from detcore.train.trainer import train
 
         try:
-            status = train(self.config, self.run_dir, stop_event=self._stop, callbacks=[_Recorder(self)],
+            callbacks = [_Recorder(self), PreciseBatchNorm()]  # see precise_bn.py: from-scratch BN stats lag
+            status = train(self.config, self.run_dir, stop_event=self._stop, callbacks=callbacks,
                            resume=self.resume, extra_epochs=self.extra_epochs)
             self._finish(status, None)
         except BaseException as e:  # noqa: BLE001 - a worker must never take the server down
