@@ -37,7 +37,16 @@ sys.path.insert(0, str(REPO))
 
 
 def rss_mb() -> float:
-    """Resident set size of this process (Linux /proc; falls back to the peak from resource)."""
+    """Resident set size of this process after a GC and, on glibc, handing freed heap back to the OS
+    (otherwise memory the trainer freed shows up as a large negative "growth" later).
+    Linux /proc; elsewhere falls back to the peak from resource."""
+    gc.collect()
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
     try:
         for line in Path("/proc/self/status").read_text().splitlines():
             if line.startswith("VmRSS:"):
@@ -108,7 +117,26 @@ def open_predict_session(files):
 # (hashing uploads, building figures) and sessions take turns on the GIL. So each user thread waits
 # its turn here, and the latency we time — from the slider move to the rerun's end — includes that
 # wait, as a user's does; the time inside the lock is the rerun's own (service) time.
-_APPTEST_RUN = threading.Lock()
+class FairTurns:
+    """A FIFO lock: sessions get their turn in the order they asked (threading.Lock is not fair, and
+    starving one session would make p95 measure the lock, not the page)."""
+
+    def __init__(self):
+        self._cond = threading.Condition()
+        self._next_ticket = self._serving = 0
+
+    def __enter__(self):
+        with self._cond:
+            ticket, self._next_ticket = self._next_ticket, self._next_ticket + 1
+            self._cond.wait_for(lambda: self._serving == ticket)
+
+    def __exit__(self, *exc):
+        with self._cond:
+            self._serving += 1
+            self._cond.notify_all()
+
+
+_APPTEST_RUN = FairTurns()
 
 
 def move_sliders(sessions, moves_each: int, seed: int) -> tuple[list[float], list[float]]:
