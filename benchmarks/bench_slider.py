@@ -84,8 +84,8 @@ def bench_server(run_dir: Path, image: Path, repeats: int) -> float:
         at.run()
         times.append(time.perf_counter() - start)
         assert not at.exception, [e.value for e in at.exception]
-    shown = next(m.value for m in at.metric if m.label == "Boxes shown")
-    print(f"server rerun after a threshold change: {ms(times)}  (boxes shown at last value: {shown})")
+    all_boxes = [t for t, v in zip(times, values) if v == 0.05]  # every cached box drawn
+    print(f"server rerun after a threshold change: {ms(times)}; drawing all {n_cached} boxes: {ms(all_boxes)}")
 
     predictor = Predictor.from_run(run_dir)
     rgb = load_rgb(image)
@@ -103,7 +103,7 @@ def bench_server(run_dir: Path, image: Path, repeats: int) -> float:
         start = time.perf_counter()
         viz.detections_overlay_figure(cached.image_uri, (rgb.shape[1], rgb.shape[0]), kept, predictor.classes)
         overlay.append(time.perf_counter() - start)
-    rerun = statistics.median(times)
+    rerun = statistics.median(all_boxes)
     print(f"baseline, running the model again: {ms(model_times)}  -> cached rerun is "
           f"{statistics.median(model_times) / rerun:.1f}x faster")
     print(f"figure for {len(kept)} boxes: per-box traces {ms(per_box)} vs overlay {ms(overlay)}  -> "

@@ -97,12 +97,24 @@ def progress_ui(run: Run, snapshot: dict | None) -> str:
         st.info(f"{status.capitalize()}: {(snapshot or {}).get('message') or run.message()} — resume it from the runs below.")
     if steps:
         left, right = st.columns([3, 2])
-        left.plotly_chart(viz.loss_curves_figure(events), key="train_loss_chart")
+        left.plotly_chart(loss_figure(events, steps), key="train_loss_chart")
         with right:
             rate_chart_ui(steps)
     if epochs:
         st.plotly_chart(viz.epoch_metrics_figure(events), key="train_val_chart")
     return status
+
+
+def loss_figure(events: list[dict], steps: list[dict]):
+    """viz's loss curves (per step, each component, validation loss) plus a smoothed total, which
+    is what one reads through the per-batch noise."""
+    figure = viz.loss_curves_figure(events)
+    rows = [e for e in steps if e.get("loss") is not None]
+    if len(rows) >= 3:
+        smoothed = pd.Series([e["loss"] for e in rows]).ewm(alpha=0.1).mean()
+        figure.add_scatter(x=[e.get("global_step") for e in rows], y=smoothed, name="loss (smoothed)",
+                           mode="lines", line=dict(width=3, color="#2563eb"))
+    return figure
 
 
 def _planned_epochs(run: Run) -> int | None:
