@@ -7,7 +7,10 @@ on one page holds on the others.
 
 import streamlit as st
 
+from ui.auth import require_password
+
 st.set_page_config(page_title="detboard", page_icon=":material/center_focus_strong:", layout="wide")
+require_password()  # no-op unless a shared password is configured (docs/deploy.md)
 
 navigation = st.navigation(
     [

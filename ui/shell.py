@@ -12,6 +12,7 @@ from __future__ import annotations
 import streamlit as st
 from streamlit.runtime.pages_manager import PagesManager
 
+from ui.auth import require_password
 from ui.sidebar import sidebar_ui
 
 
@@ -26,5 +27,6 @@ def _leave_pages_folder_mode() -> None:
 
 def page_shell(title: str) -> None:
     _leave_pages_folder_mode()
+    require_password()  # app.py gates too; this covers a page that ran without app.py (see above)
     sidebar_ui()
     st.title(title)

@@ -20,3 +20,14 @@ def test_every_page_has_exactly_one_title_and_no_exception(app, page, title):
     at.switch_page(page).run()
     assert not at.exception, [e.value for e in at.exception]
     assert [t.value for t in at.title] == [title]
+
+
+def test_a_configured_password_gates_every_page(app, monkeypatch):
+    monkeypatch.setenv("DETBOARD_PASSWORD", "s3cret")
+    at = app.run()
+    assert [t.value for t in at.title] == ["detboard"] and not at.metric
+    at.switch_page("pages/predict.py").run()
+    assert [t.value for t in at.title] == ["detboard"]
+    at.text_input(key="_detboard_password").input("s3cret")
+    at.button[0].click().run()
+    assert [t.value for t in at.title] == ["Predict"]
