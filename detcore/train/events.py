@@ -1,6 +1,7 @@
 """Callbacks on the trainer's named events (DESIGN.md §7: the loop stays one screen long).
 
-Events, in order: ``train_start``, then per iteration ``step_end``, per epoch ``epoch_end``, and
+Events, in order: ``train_start``, then per epoch ``epoch_start``, per iteration ``step_end``,
+``epoch_end`` (validation, checkpoints, the epoch record, early stopping), and
 finally ``train_end``. Every record that goes to ``events.jsonl`` passes through
 ``Trainer.emit(record)``, which hands it to each callback's ``on_record`` — so a caller (the
 background-job registry, a test) sees exactly what the file will hold. Record schema: docs/contracts.md.
@@ -32,6 +33,7 @@ class Callback:
     main_only = False
 
     def on_train_start(self, t: "Trainer") -> None: ...
+    def on_epoch_start(self, t: "Trainer") -> None: ...
     def on_step_end(self, t: "Trainer") -> None: ...
     def on_epoch_end(self, t: "Trainer") -> None: ...
     def on_train_end(self, t: "Trainer") -> None: ...
@@ -87,7 +89,7 @@ class StepLogger(Callback):
     def __init__(self, *, window: int = 20):
         self._times: deque[tuple[float, int]] = deque(maxlen=window)
 
-    def on_train_start(self, t):
+    def on_epoch_start(self, t):  # throughput and ETA leave out the time spent validating
         self._times.clear()
         self._times.append((time.perf_counter(), 0))
 

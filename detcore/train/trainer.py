@@ -109,6 +109,7 @@ class Trainer:
         self.model.train()
         self.val_loss = self.metrics = None
         self._loss_sum, self._loss_n = 0.0, 0
+        self.fire("epoch_start")
 
     def to_device(self, images, targets):
         self.batch_images = len(images) * self.dist.world_size  # throughput of the whole job
