@@ -84,3 +84,14 @@ def test_second_start_is_refused_and_stop_keeps_a_checkpoint(train_page):
     next(b for b in at.button if b.label == "Stop").click().run()
     _run_until(at, lambda a: _status(a) == "stopped")
     assert (run_dir / "checkpoints" / "last.pt").is_file()
+
+
+def test_a_failing_job_shows_its_error_on_the_page(train_page):
+    at = train_page
+    _set_form(at, epochs=1, batch_size=2, max_iters=2, eval_every=0)
+    at.selectbox(key="train_demo-cpu_weights").set_value("coco")  # not on disk, and no downloads here
+    next(b for b in at.button if b.label == "Start training").click().run()
+    if any("weights" in e.value.lower() for e in at.error):  # refused up front: also a clear message
+        return
+    _run_until(at, lambda a: _status(a) == "failed")
+    assert any("weights" in e.value.lower() or ".pth" in e.value for e in at.error), [e.value for e in at.error]
