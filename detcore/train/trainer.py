@@ -220,7 +220,7 @@ def train(config: TrainConfig, run_dir: str | Path, *, stop_event: threading.Eve
     ParsedDataset) skips reading ``config.data``. A NaN/Inf loss ends the run as ``failed``;
     any exception is recorded as ``failed`` in events.jsonl and re-raised.
     """
-    run_dir = Path(run_dir)
+    run_dir, callbacks = Path(run_dir), list(callbacks)
     if not resume:
         check_new_run_dir(run_dir)  # before anything is written: never touch another run's files
     elif not Run(run_dir).exists():
@@ -232,7 +232,8 @@ def train(config: TrainConfig, run_dir: str | Path, *, stop_event: threading.Eve
         prepared = prepare_run(config, run_dir, dist=dist, resume=resume, extra_epochs=extra_epochs, dataset=dataset)
         cfg = prepared.config
         # Checkpointer before EpochLogger: an epoch record in the file means its last.pt exists.
-        builtin = [writer, StepLogger(), Validation(every=cfg.eval_every), Checkpointer(), EpochLogger()]
+        builtin = [writer, StepLogger(), *_precise_bn(prepared.unwrapped_model, callbacks),
+                   Validation(every=cfg.eval_every), Checkpointer(), EpochLogger()]
         if cfg.early_stopping_patience:
             builtin.append(EarlyStopping(patience=cfg.early_stopping_patience))
         trainer = Trainer(prepared, callbacks=[*builtin, *callbacks], stop_event=stop_event)
@@ -255,6 +256,17 @@ def train(config: TrainConfig, run_dir: str | Path, *, stop_event: threading.Eve
         raise
     finally:
         distributed.teardown(dist)
+
+
+def _precise_bn(model: torch.nn.Module, callbacks: Iterable[Callback]) -> list[Callback]:
+    """Trainable BatchNorm (from scratch, SSDlite) gets its statistics recomputed before each
+    validation and checkpoint (see precise_bn.py: lagging running averages ruin eval-mode output).
+    The CLI and the job registry then save the same model; a caller's own instance is not doubled."""
+    from detcore.train.precise_bn import PreciseBatchNorm, trainable_batchnorms
+
+    if not trainable_batchnorms(model) or any(isinstance(c, PreciseBatchNorm) for c in callbacks):
+        return []
+    return [PreciseBatchNorm()]
 
 
 class _StatusOnly:
