@@ -25,6 +25,7 @@ from ui.training import start_demo_training_ui
 
 SCORE_FLOOR = 0.05  # the model keeps everything above this once; the slider filters from there
 CACHE_KEY = "predict_cache"
+DISPLAY_LONG_SIDE = 2048  # what a browser figure needs at most
 IMAGE_TYPES = ["png", "jpg", "jpeg", "bmp", "webp", "tif", "tiff"]
 
 
@@ -61,8 +62,23 @@ def predict_uploads(files, run_dir: Path) -> list[PredictedImage]:
             with st.spinner(f"Running the model on {len(images)} image(s)…"):
                 dets = predictor.predict(images, image_ids=[n for n, _ in ok], score_floor=SCORE_FLOOR)
             for (name, key), image, d in zip(ok, images, dets):
-                cache[key] = PredictedImage(name, image, d, viz.png_data_uri(image))
+                cache[key] = PredictedImage(name, image, d, display_uri(image))
+    current = {key for _, _, key in keyed}
+    for stale in [key for key in cache if key not in current]:  # only what is dropped now stays cached
+        del cache[stale]
     return [cache[key] for _, _, key in keyed if key in cache]
+
+
+def display_uri(image: np.ndarray) -> str:
+    """PNG data URI for the browser, at most DISPLAY_LONG_SIDE px: the figure stretches it back over
+    the full-resolution box coordinates, so a 4000 px photo costs a browser-sized PNG per move."""
+    height, width = image.shape[:2]
+    scale = DISPLAY_LONG_SIDE / max(height, width)
+    if scale < 1:
+        small = Image.fromarray(image).resize((max(1, round(width * scale)), max(1, round(height * scale))),
+                                              Image.BILINEAR)
+        image = np.asarray(small)
+    return viz.png_data_uri(image)
 
 
 def thresholds_ui(classes: list[str], saved: dict) -> tuple[np.ndarray, list[str]]:
@@ -101,7 +117,7 @@ def _detections_json(item: PredictedImage, kept: Detections, classes: list[str])
 def image_result_ui(item: PredictedImage, kept: Detections, classes: list[str], index: int) -> None:
     uri = item.image_uri
     if kept.masks is not None and len(kept):  # Mask R-CNN: masks are painted into the picture
-        uri = viz.png_data_uri(viz.draw_detections(item.image, kept, classes, show_scores=False))
+        uri = display_uri(viz.draw_detections(item.image, kept, classes, show_scores=False))
     height, width = item.image.shape[:2]
     st.plotly_chart(viz.detections_overlay_figure(uri, (width, height), kept, classes), key=f"predict_fig_{index}",
                     config={"displayModeBar": False})
@@ -138,6 +154,8 @@ if run_dir is None:
 
 st.caption(f"Run `{run_dir.name}`")
 uploads = st.file_uploader("Drop images", type=IMAGE_TYPES, accept_multiple_files=True, key="predict_uploads")
+st.caption(f"The model sees every image at full resolution; images are shown at most {DISPLAY_LONG_SIDE} px "
+           "on their long side. Only the images dropped here now stay cached.")
 if not uploads:
     st.info("Drop one or more images to run the model on them.")
     st.stop()

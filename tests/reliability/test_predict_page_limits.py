@@ -69,10 +69,6 @@ def test_a_bomb_dropped_on_the_predict_page_is_a_message(predict_page):
     assert any("bomb.png" in e.value and "decompression" in e.value for e in at.error)
 
 
-@pytest.mark.xfail(strict=True, reason="pages/predict.py keeps and sends the full-resolution upload: "
-                   "PredictedImage.image_uri is a PNG of the whole image, re-sent in the plotly figure on every "
-                   "slider move (a 4000x3000 photo is megabytes per move per session) and no display limit is "
-                   "stated on the page")
 def test_a_huge_upload_is_downscaled_for_display(predict_page):
     at = predict_page
     at.file_uploader(key="predict_uploads").set_value(("photo.png", _png(4000, 3000), "image/png")).run()
@@ -82,9 +78,6 @@ def test_a_huge_upload_is_downscaled_for_display(predict_page):
     assert all(max(s) <= DISPLAY_LONG_SIDE for s in sizes), sizes
 
 
-@pytest.mark.xfail(strict=True, reason="pages/predict.py predict_uploads: st.session_state['predict_cache'] keeps "
-                   "every image ever dropped in the session (full-resolution array + PNG data URI) and never evicts "
-                   "one; a long demo session grows without bound (issue 6: caches bounded)")
 def test_the_prediction_cache_does_not_keep_images_no_longer_dropped(predict_page):
     at = predict_page
     for i in range(4):  # a presenter drops one photo after another, each replacing the last
