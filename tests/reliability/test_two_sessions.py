@@ -28,7 +28,9 @@ def _start_from_form(at: AppTest, **values) -> AppTest:
 
 
 def test_second_tab_sees_the_job_is_refused_a_second_and_can_stop_it(app, stop_jobs_after):
-    first = _start_from_form(_train_page(app), epochs=100, batch_size=2, eval_every=0)
+    # max_iters=2: full batches only (the demo split's last batch holds one image, which SSDlite's
+    # BatchNorm cannot train on — see test_worker_faults), and 100 epochs so it is still running.
+    first = _start_from_form(_train_page(app), epochs=100, batch_size=2, max_iters=2, eval_every=0)
     run_until(first, lambda a: status_metric(a) == "running")
     running = next(s.value for s in first.subheader if s.value.startswith("Running: "))
 
@@ -37,7 +39,8 @@ def test_second_tab_sees_the_job_is_refused_a_second_and_can_stop_it(app, stop_j
     assert status_metric(second) == "running"
 
     _start_from_form(second, epochs=1, batch_size=2, eval_every=0)
-    assert any("already training" in w.value for w in second.warning), [w.value for w in second.warning]
+    assert any("already training" in w.value for w in second.warning), (
+        [w.value for w in second.warning], [e.value for e in second.error], [m.value for m in second.metric])
 
     next(b for b in second.button if b.label == "Stop").click().run()
     run_until(first, lambda a: status_metric(a) == "stopped")
