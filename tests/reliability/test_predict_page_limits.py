@@ -1,6 +1,6 @@
-"""Huge uploads on the Predict page: the picture sent to the browser on every slider move must be
-downscaled for display (the issue: "huge images (downscaled for display, limits stated)"), and a
-refused bomb must be a message, not a crash."""
+"""Huge uploads on the Predict page: the picture sent to the browser on every slider move is
+downscaled for display (the issue: "huge images (downscaled for display, limits stated)"), a refused
+bomb is a message, not a crash, and the per-session prediction cache holds only what is dropped now."""
 
 from __future__ import annotations
 
