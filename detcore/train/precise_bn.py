@@ -33,8 +33,12 @@ def recalibrate_batchnorm(model: torch.nn.Module, images: list[torch.Tensor], *,
     Runs the detector's transform, backbone and (for SSD/RetinaNet/FCOS) head in train mode — the
     parts that hold BatchNorm — without targets, so no loss, gradient or RNG is involved."""
     layers = trainable_batchnorms(model)
-    if not layers or not images:
-        return 0
+    if not layers or len(images) < 2:
+        return 0  # BatchNorm cannot take statistics of a single image at 1x1 feature maps
+    chunks = [images[i:i + batch] for i in range(0, len(images), batch)]
+    if len(chunks) > 1 and len(chunks[-1]) == 1:
+        leftover = chunks.pop()
+        chunks[-1] = chunks[-1] + leftover  # never a batch of one, for the same reason
     was_training = model.training
     momenta = [m.momentum for m in layers]
     for m in layers:
@@ -42,8 +46,8 @@ def recalibrate_batchnorm(model: torch.nn.Module, images: list[torch.Tensor], *,
         m.momentum = None  # cumulative moving average = exact mean over the batches seen
     model.train()
     try:
-        for start in range(0, len(images), batch):
-            tensors, _ = model.transform(images[start:start + batch])
+        for chunk in chunks:
+            tensors, _ = model.transform(chunk)
             features = model.backbone(tensors.tensors)
             head = getattr(model, "head", None)
             if head is not None:

@@ -39,3 +39,11 @@ def test_frozen_batchnorm_models_are_left_alone():
             m.track_running_stats = False  # as if frozen: nothing to recalibrate
     assert recalibrate_batchnorm(model, [torch.rand(3, 64, 64)]) == 0
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
+def test_a_leftover_single_image_is_folded_into_the_previous_batch():
+    torch.manual_seed(0)
+    model = build_model("ssdlite320_mobilenet_v3_large", classes=["a"], weights="none")
+    images = [torch.rand(3, 48, 48) for _ in range(3)]  # batches of 2 would leave one alone
+    assert recalibrate_batchnorm(model, images, batch=2) > 0
+    assert recalibrate_batchnorm(model, images[:1]) == 0  # one image: nothing sensible to measure
