@@ -15,6 +15,29 @@ from pathlib import Path
 from typing import Any, Callable
 
 
+def _default_file_mode() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+_FILE_MODE = _default_file_mode()
+
+
+def remove_stale_temp_files(folder: str | Path) -> int:
+    """Delete temp files a killed writer left in ``folder`` (``.<name>.*.tmp``); returns how many.
+
+    Call it only where no other writer can be active (a run folder being resumed)."""
+    n = 0
+    for tmp in Path(folder).glob(".*.tmp"):
+        try:
+            tmp.unlink()
+            n += 1
+        except OSError:
+            pass
+    return n
+
+
 def _fsync_dir(folder: Path) -> None:
     try:
         fd = os.open(folder, os.O_RDONLY)
@@ -37,6 +60,7 @@ def write_with(path: str | Path, writer: Callable[[io.BufferedWriter], None]) ->
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.fchmod(fd, _FILE_MODE)  # mkstemp makes 0600; run files are meant to be read by others too
     try:
         with os.fdopen(fd, "wb") as f:
             writer(f)

@@ -14,6 +14,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from detcore.checkpoints import check_matches_run, load_checkpoint  # noqa: F401  (re-exported)
 from detcore.errors import CheckpointError, DataError
 from detcore.structures import Detections
 
@@ -26,20 +27,6 @@ def resolve_device(device: str = "auto") -> torch.device:
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise CheckpointError("device", f"{device!r} was requested but no CUDA GPU is available")
     return torch.device(device)
-
-
-def load_checkpoint(path: str | Path) -> dict:
-    """Read one of our checkpoints safely (``weights_only=True``: no code runs from the file)."""
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(path, "checkpoint file not found")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # truncated file, pickle with code in it, not a torch file
-        raise CheckpointError(path, f"cannot load as a weights-only checkpoint: {e}") from None
-    if not isinstance(ckpt, dict) or not isinstance(ckpt.get("model"), dict):
-        raise CheckpointError(path, "is not a detboard checkpoint (no 'model' state dict)")
-    return ckpt
 
 
 def checkpoint_file(run_dir: str | Path, which: str = "best") -> Path:
@@ -58,15 +45,6 @@ def checkpoint_file(run_dir: str | Path, which: str = "best") -> Path:
     if not path.is_file():
         raise CheckpointError(run_path / "checkpoints", f"no {which}.pt checkpoint in this run yet")
     return path
-
-
-def _check_matches_run(ckpt: dict, path: Path, *, classes: list[str], model_name: str) -> None:
-    ck_classes = ckpt.get("classes")
-    if ck_classes is not None and list(ck_classes) != list(classes):
-        raise CheckpointError(path, f"classes {list(ck_classes)} do not match the run's classes {list(classes)}")
-    ck_model = (ckpt.get("config") or {}).get("model")
-    if ck_model is not None and ck_model != model_name:
-        raise CheckpointError(path, f"was trained as model {ck_model!r} but the run's config says {model_name!r}")
 
 
 def _load_weights(model: torch.nn.Module, state: dict, path: Path) -> None:
@@ -119,7 +97,7 @@ class Predictor:
         model_name = config.get("model")
         if not model_name:
             raise CheckpointError(run.path / "config.json", "names no model")
-        _check_matches_run(ckpt, path, classes=classes, model_name=model_name)
+        check_matches_run(ckpt, path, classes=classes, model_name=model_name)
         model = build_model(model_name, classes=classes, weights="none",
                             min_size=config.get("min_size"), max_size=config.get("max_size"))
         _load_weights(model, ckpt["model"], path)

@@ -60,3 +60,17 @@ def test_jsonl_reader_ignores_a_torn_last_line(tmp_path):
     atomic.append_jsonl(p, {"type": "status", "status": "running"})
     assert atomic.read_jsonl(p) == [
         {"type": "step", "loss": 1.5}, {"type": "step", "loss": 1.25}, {"type": "status", "status": "running"}]
+
+
+def test_files_are_readable_by_others_like_any_written_file(tmp_path):
+    p = atomic.write_json(tmp_path / "config.json", {"a": 1})
+    mask = os.umask(0)
+    os.umask(mask)
+    assert (p.stat().st_mode & 0o777) == (0o666 & ~mask)
+
+
+def test_stale_temp_files_of_a_killed_writer_are_removed(tmp_path):
+    atomic.write_bytes(tmp_path / "last.pt", b"ok")
+    (tmp_path / ".last.pt.abc123.tmp").write_bytes(b"half")
+    assert atomic.remove_stale_temp_files(tmp_path) == 1
+    assert [f.name for f in tmp_path.iterdir()] == ["last.pt"]

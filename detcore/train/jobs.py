@@ -108,7 +108,11 @@ class Job:
                     return False
                 time.sleep(0.5)
             return True
-        return self._done.wait(timeout)
+        if not self._done.wait(timeout):
+            return False
+        if self._thread is not None:  # _done is set just before the thread returns
+            self._thread.join(5.0)
+        return True
 
     # --- the worker -----------------------------------------------------------------------------
     def _start_thread(self) -> None:
@@ -268,7 +272,9 @@ class JobRegistry:
             return config, Path(run_dir)
         if config is None:
             raise ConfigError("config", "no training settings given")
-        config.validate()
+        from detcore.train.trainer import check_fits_dataset
+
+        check_fits_dataset(config)  # e.g. batch size larger than the training images: refused here
         if run_dir is not None:
             from detcore.train.runs import check_new_run_dir
 

@@ -15,6 +15,7 @@ import json
 import os
 import re
 import socket
+import threading
 import time
 from pathlib import Path
 
@@ -70,7 +71,7 @@ class Run:
         last = self.status_record()
         if last is None:
             return "new"
-        if last["status"] == "running" and not _process_alive(last.get("pid"), last.get("host")):
+        if last["status"] == "running" and not _writer_alive(last):
             return "interrupted"
         return last["status"]
 
@@ -107,6 +108,20 @@ class Run:
         return {"name": self.name, "path": str(self.path), "status": self.status(), "model": cfg.get("model"),
                 "epochs": cfg.get("epochs"), "epochs_done": self.epochs_done(), "best_AP": self.best_metric(),
                 "message": self.message()}
+
+
+def _writer_alive(record: dict) -> bool:
+    """Is the process (and, in this very process, the thread) that wrote a 'running' record alive?
+
+    A background job in the app shares the server's pid, so the pid alone would keep a job whose
+    thread died without a final status (disk full) reading 'running' until the server restarts.
+    """
+    pid, host, thread = record.get("pid"), record.get("host"), record.get("thread")
+    if not _process_alive(pid, host):
+        return False
+    if thread is not None and pid == os.getpid() and host in (None, socket.gethostname()):
+        return any(t.ident == thread and t.is_alive() for t in threading.enumerate())
+    return True
 
 
 def _process_alive(pid: int | None, host: str | None) -> bool:

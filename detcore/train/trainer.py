@@ -166,7 +166,8 @@ class Trainer:
 
     def emit_status(self, status: str, message: str = "") -> None:
         self.emit({"type": "status", "status": status, "message": message, "time": time.time(),
-                   "pid": os.getpid(), "host": socket.gethostname(), "epoch": getattr(self, "epochs_done", 0)})
+                   "pid": os.getpid(), "host": socket.gethostname(), "thread": threading.get_ident(),
+                   "epoch": getattr(self, "epochs_done", 0)})
 
     def checkpoint_path(self, which: str) -> Path:
         return self.run_dir / "checkpoints" / f"{which}.pt"
@@ -181,21 +182,29 @@ class Trainer:
         if which == "last":
             state.update(optimizer=self.optimizer.state_dict(), scheduler=self.scheduler.state_dict(),
                          scaler=self.scaler.state_dict())
-        return atomic.torch_save(self.checkpoint_path(which), state)
+        path = self.checkpoint_path(which)
+        try:
+            return atomic.torch_save(path, state)
+        except OSError as e:
+            raise CheckpointError(path, f"could not be saved ({e.strerror or e}); the previous checkpoint, if any, "
+                                        "is left intact") from None
 
     def epoch_start_step(self) -> int:
         """Global step at the start of the next epoch to run (resume restarts a partial epoch)."""
         return getattr(self, "epochs_done", self.start_epoch) * self.iters_per_epoch
 
     def load_checkpoint(self, path: Path) -> None:
+        from detcore.checkpoints import check_matches_run, load_checkpoint
+
+        state = load_checkpoint(path)  # weights-only; a crafted file is a CheckpointError
+        check_matches_run(state, path, classes=list(self.classes), model_name=self.config.model)
         try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
             self.unwrapped_model.load_state_dict(state["model"])
             self.optimizer.load_state_dict(state["optimizer"])
             if state.get("scaler"):
                 self.scaler.load_state_dict(state["scaler"])
-        except (KeyError, RuntimeError, ValueError, OSError) as e:
-            raise CheckpointError(path, f"cannot resume from it: {e}") from None
+        except (KeyError, RuntimeError, ValueError) as e:
+            raise CheckpointError(path, f"cannot resume from it: {str(e).splitlines()[0][:200]}") from None
         self.start_epoch = self.epochs_done = int(state["epoch"])
         self.global_step = self.start_epoch * self.iters_per_epoch
         self.best_metric = state.get("best_metric")
@@ -238,6 +247,8 @@ def train(config: TrainConfig, run_dir: str | Path, *, stop_event: threading.Eve
             builtin.append(EarlyStopping(patience=cfg.early_stopping_patience))
         trainer = Trainer(prepared, callbacks=[*builtin, *callbacks], stop_event=stop_event)
         message = "started"
+        if resume:
+            atomic.remove_stale_temp_files(run_dir / "checkpoints")  # a killed save's partial .tmp
         if resume and (run_dir / "checkpoints" / "last.pt").is_file():
             trainer.load_checkpoint(run_dir / "checkpoints" / "last.pt")
             message = f"resumed after epoch {trainer.start_epoch}"
@@ -297,11 +308,27 @@ def _load_parsed(config: TrainConfig, dataset, classes: list[str] | None):
     return load_dataset(config.data, config.data_format, classes=classes)
 
 
+def plan_split(config: TrainConfig, parsed):
+    """The split a new run of ``config`` on ``parsed`` will use (deterministic: seeded)."""
+    from detcore.data.splits import make_split
+
+    return make_split([s.image_id for s in parsed.samples], config.split_method,
+                      test_fraction=config.test_fraction, seed=config.split_seed, n=config.split_n,
+                      root=parsed.root, val_fraction=config.val_fraction)
+
+
+def check_fits_dataset(config: TrainConfig) -> None:
+    """Validate ``config`` against the training part of its dataset (batch size ≤ images), before
+    any thread or run folder exists. Raises ConfigError / DataError."""
+    config.validate()
+    split = plan_split(config, _load_parsed(config, None, None))
+    config.validate(dataset_size=len(split.train))
+
+
 def prepare_run(config: TrainConfig | None, run_dir: Path, *, dist, resume: bool, extra_epochs: int,
                 dataset=None) -> SimpleNamespace:
     """Read the data, make or reload the split, write the run files, build model and loader."""
     from detcore.data.dataset import DetectionDataset, build_transforms, collate_fn
-    from detcore.data.splits import make_split
     from detcore.models import build_model, get_spec
 
     if resume:
@@ -315,9 +342,7 @@ def prepare_run(config: TrainConfig | None, run_dir: Path, *, dist, resume: bool
         config.validate()
         parsed = _load_parsed(config, dataset, None)
         classes = list(parsed.classes)
-        split = make_split([s.image_id for s in parsed.samples], config.split_method,
-                           test_fraction=config.test_fraction, seed=config.split_seed, n=config.split_n,
-                           root=parsed.root, val_fraction=config.val_fraction)
+        split = plan_split(config, parsed)
     by_id = parsed.sample_by_id()
     missing = [i for i in [*split.train, *split.val, *split.test] if i not in by_id]
     if missing:
@@ -345,7 +370,9 @@ def prepare_run(config: TrainConfig | None, run_dir: Path, *, dist, resume: bool
                                 with_masks=spec.has_masks)
     generator = torch.Generator()
     sampler = distributed.train_sampler(train_ds, dist, seed=config.seed, generator=generator)
+    per_rank = len(sampler) if sampler is not None else len(train_ds)
     loader = torch.utils.data.DataLoader(train_ds, batch_size=config.batch_size, sampler=sampler,
+                                         drop_last=per_rank > 1 and per_rank % config.batch_size == 1,
                                          collate_fn=collate_fn, num_workers=config.num_workers,
                                          pin_memory=on_cuda, persistent_workers=config.num_workers > 0)
     val_ids = split.val or split.test

@@ -45,9 +45,6 @@ def test_job_registry_refuses_before_a_job_or_run_folder_exists(tmp_path, tiny_c
     assert not (tmp_path / "runs").exists() or list((tmp_path / "runs").iterdir()) == []
 
 
-@pytest.mark.xfail(strict=True, reason="detcore/train/jobs.py JobRegistry.start calls config.validate() without the "
-                   "dataset size, so batch_size > training images starts a job (and creates a run folder) that "
-                   "fails in the worker instead of being refused before it starts")
 def test_job_registry_refuses_a_batch_larger_than_the_dataset(tmp_path, tiny_config):
     registry = JobRegistry(tmp_path / "runs")
     try:

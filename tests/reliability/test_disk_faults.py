@@ -5,6 +5,7 @@ and loadable, no temp file is left behind — and resuming once the disk is fixe
 from __future__ import annotations
 
 import errno
+import os
 import shutil
 from pathlib import Path
 
@@ -12,7 +13,7 @@ import pytest
 import torch
 
 from detcore import atomic
-from detcore.errors import DetcoreError
+from detcore.errors import CheckpointError, DetcoreError
 from detcore.train.events import Callback
 from detcore.train.runs import Run
 from detcore.train.trainer import train
@@ -64,10 +65,10 @@ def _assert_previous_checkpoint_intact(folder: Path) -> None:
 @pytest.mark.parametrize("err", [errno.ENOSPC, errno.EROFS], ids=["disk-full", "read-only"])
 def test_failed_checkpoint_save_keeps_the_previous_one_and_resume_finishes(tmp_path, tiny_config, monkeypatch, err):
     run_dir = tmp_path / "run"
-    with monkeypatch.context() as patch, pytest.raises(OSError) as raised:
+    with monkeypatch.context() as patch, pytest.raises(CheckpointError) as raised:
         attempts = _fail_nth_checkpoint_write(patch, 2, err)
         train(tiny_config(epochs=EPOCHS, max_iters_per_epoch=1), run_dir)
-    assert raised.value.errno == err
+    assert os.strerror(err) in str(raised.value) and raised.value.file.endswith("last.pt")
     assert attempts == [run_dir / "checkpoints" / "last.pt"] * 2
 
     run = Run(run_dir)
@@ -87,7 +88,7 @@ def test_failed_checkpoint_save_keeps_the_previous_one_and_resume_finishes(tmp_p
 @pytest.mark.slow
 def test_checkpoint_folder_replaced_by_a_file(tmp_path, tiny_config):
     run_dir = tmp_path / "run"
-    with pytest.raises(OSError) as raised:
+    with pytest.raises(CheckpointError) as raised:
         train(tiny_config(epochs=EPOCHS, max_iters_per_epoch=1), run_dir, callbacks=[FolderBecomesAFile()])
     assert "checkpoints" in str(raised.value)
     run = Run(run_dir)
@@ -102,16 +103,13 @@ def test_checkpoint_folder_replaced_by_a_file(tmp_path, tiny_config):
 
 def test_epochs_done_counts_each_epoch_once_after_a_replayed_epoch(tmp_path, tiny_config, monkeypatch):
     run_dir = tmp_path / "run"
-    with monkeypatch.context() as patch, pytest.raises(OSError):
+    with monkeypatch.context() as patch, pytest.raises(CheckpointError):
         _fail_nth_checkpoint_write(patch, 2, errno.ENOSPC)
         train(tiny_config(epochs=EPOCHS, max_iters_per_epoch=1), run_dir)
     assert train(None, run_dir, resume=True) == "completed"
     assert Run(run_dir).epochs_done() == EPOCHS
 
 
-@pytest.mark.xfail(strict=True, reason="detcore/train/trainer.py re-raises the OSError from a failed checkpoint "
-                   "save as is; the CLI (detcore/cli.py) only turns DetcoreError into the one-line 'error: <file>: "
-                   "<problem>' exit 2, so a full disk ends `train` with a traceback")
 def test_a_failed_checkpoint_save_is_a_user_facing_error(tmp_path, tiny_config, monkeypatch):
     _fail_nth_checkpoint_write(monkeypatch, 1, errno.ENOSPC)
     with pytest.raises(DetcoreError, match="last.pt"):
@@ -121,17 +119,13 @@ def test_a_failed_checkpoint_save_is_a_user_facing_error(tmp_path, tiny_config, 
 def test_nothing_is_left_half_written_when_the_first_save_fails(tmp_path, tiny_config, monkeypatch):
     run_dir = tmp_path / "run"
     _fail_nth_checkpoint_write(monkeypatch, 1, errno.ENOSPC)
-    with pytest.raises(OSError):
+    with pytest.raises(CheckpointError):
         train(tiny_config(epochs=1, max_iters_per_epoch=1), run_dir)
     assert list((run_dir / "checkpoints").iterdir()) == []  # no torn last.pt a resume would trip on
     assert Run(run_dir).status() == "failed"
     shutil.rmtree(run_dir)
 
 
-@pytest.mark.xfail(strict=True, reason="detcore/train/runs.py Run.status() trusts a 'running' record whose pid is "
-                   "alive; when a JobRegistry job dies while the disk is full (so no final status reaches "
-                   "events.jsonl), the server's own pid is alive and the run reads 'running' on the Train page "
-                   "and runs table until the server restarts")
 def test_a_job_that_dies_with_the_disk_full_does_not_read_running(tmp_path, tiny_config, monkeypatch):
     import detcore.train.events as events_module
     from detcore.train.jobs import JobRegistry

@@ -67,9 +67,6 @@ def test_resume_never_runs_code_from_a_crafted_checkpoint(run, tmp_path):
     assert Run(run).epochs_done() == 1  # nothing was trained on top
 
 
-@pytest.mark.xfail(strict=True, reason="detcore/train/trainer.py Trainer.load_checkpoint catches only "
-                   "KeyError/RuntimeError/ValueError/OSError, so torch's pickle.UnpicklingError from a crafted "
-                   "last.pt escapes as a raw exception (CLI prints a traceback) instead of a CheckpointError")
 def test_resume_refuses_a_crafted_checkpoint_with_a_checkpoint_error(run, tmp_path):
     _plant(run / "checkpoints" / "last.pt", tmp_path / "code-ran")
     with pytest.raises(CheckpointError, match="last.pt"):
@@ -119,9 +116,6 @@ def test_resume_refuses_a_checkpoint_with_another_class_count(run):
     assert Run(run).epochs_done() == 1
 
 
-@pytest.mark.xfail(strict=True, reason="detcore/train/trainer.py Trainer.load_checkpoint never compares the "
-                   "checkpoint's 'classes'/'config.model' with the run's: a last.pt made for another class list of "
-                   "the same size resumes silently with its labels meaning other classes")
 def test_resume_names_a_class_list_mismatch(run):
     path = run / "checkpoints" / "last.pt"
     ckpt = torch.load(path, weights_only=True)
@@ -144,9 +138,6 @@ def test_cli_predict_refuses_a_crafted_checkpoint_in_one_line(run, tmp_path):
     assert not marker.exists()
 
 
-@pytest.mark.xfail(strict=True, reason="detcore/inference.py load_checkpoint puts torch's whole multi-line "
-                   "UnpicklingError text (ANSI escapes, and advice to re-run with weights_only=False, which would "
-                   "run the payload) into the CheckpointError, so the CLI's 'error: <file>: <problem>' is 6+ lines")
 def test_a_crafted_checkpoint_error_is_one_line_without_unsafe_advice(run, tmp_path):
     _plant(run / "checkpoints" / "best.pt", tmp_path / "code-ran")
     with pytest.raises(CheckpointError) as err:

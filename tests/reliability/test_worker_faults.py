@@ -99,10 +99,6 @@ def test_a_second_job_on_a_busy_device_is_refused_and_stop_frees_it(registry, ti
     assert second.join(JOIN_S) and second.snapshot()["status"] == "completed"
 
 
-@pytest.mark.xfail(strict=True, reason="detcore/train/trainer.py prepare_run builds the DataLoader without "
-                   "drop_last, so a training split of 6 with batch_size 5 ends each epoch on a batch of one image "
-                   "and a model with trainable BatchNorm (SSDlite, weights='none': the demo-cpu preset) fails with "
-                   "'Expected more than 1 value per channel when training'")
 def test_a_last_batch_of_one_image_does_not_fail_the_demo_model(tiny_config):
     from detcore import paths
     from detcore.train.trainer import train
