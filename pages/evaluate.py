@@ -14,11 +14,10 @@ from detcore import viz
 from detcore.data.images import load_rgb
 from detcore.metrics.errors import ERROR_KINDS
 from detcore.metrics.export import coco_image_id_map, to_coco_detections
-from ui import state
 from ui.shell import page_shell
 from ui.feedback import shown_errors
 from ui.loaders import load_evaluation, load_run_thresholds, save_run_thresholds
-from ui.training import start_demo_training_ui
+from ui.training import current_run_or_offer_demo
 
 SUMMARY_SHOWN = ("AP", "AP50", "AP75", "APs", "APm", "APl", "AR100")
 AP_COLUMNS = ("AP", "AP50", "AP75", "APs", "APm", "APl")
@@ -173,11 +172,7 @@ def tuning_ui(run_dir: Path, evaluated) -> None:
 
 
 page_shell("Evaluate")
-run_dir = state.current_run_dir()
-if run_dir is None:
-    st.info("No trained run yet — train one to evaluate it.")
-    start_demo_training_ui()
-    st.stop()
+run_dir = current_run_or_offer_demo("No trained run yet — train one to evaluate it.")
 st.caption(f"Run `{run_dir.name}` · matches are computed once; thresholds only re-read them")
 split = st.segmented_control("Split", ["test", "val", "train"], default="test", key="eval_split") or "test"
 with shown_errors():

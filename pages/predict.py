@@ -17,11 +17,10 @@ from detcore import viz
 from detcore.data.images import load_rgb
 from detcore.errors import DetcoreError
 from detcore.structures import Detections
-from ui import state
 from ui.shell import page_shell
 from ui.feedback import shown_errors
 from ui.loaders import load_predictor, load_run_thresholds
-from ui.training import start_demo_training_ui
+from ui.training import current_run_or_offer_demo
 
 SCORE_FLOOR = 0.05  # the model keeps everything above this once; the slider filters from there
 CACHE_KEY = "predict_cache"
@@ -146,11 +145,7 @@ def results_ui(items: list[PredictedImage], classes: list[str], saved: dict) -> 
 
 
 page_shell("Predict")
-run_dir = state.current_run_dir()
-if run_dir is None:
-    st.info("No trained run yet. Train the demo model first (a few minutes on a CPU), then drop images here.")
-    start_demo_training_ui()
-    st.stop()
+run_dir = current_run_or_offer_demo("No trained run yet. Train the demo model first (a few minutes on a CPU), then drop images here.")
 
 st.caption(f"Run `{run_dir.name}`")
 uploads = st.file_uploader("Drop images", type=IMAGE_TYPES, accept_multiple_files=True, key="predict_uploads")

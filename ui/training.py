@@ -38,3 +38,13 @@ def start_demo_training_ui() -> None:
         config = config_from_preset("demo-cpu", data=str(state.demo_dataset_path()))
         if start_job(config) is not None:
             st.switch_page("pages/train.py")
+
+
+def current_run_or_offer_demo(message: str) -> Path:
+    """The current run; with none, say ``message``, offer the one-click demo training and stop the page."""
+    run_dir = state.current_run_dir()
+    if run_dir is None:
+        st.info(message)
+        start_demo_training_ui()
+        st.stop()
+    return run_dir

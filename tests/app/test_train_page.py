@@ -1,28 +1,12 @@
 """Train page: the form from TrainConfig, a real background job progressing, refusal, stop, resume."""
 
-import time
-
 import pytest
+from tests.app.pagewait import run_until, status_metric
 
 
 def _set_form(at, **values):
     for name, value in values.items():
         at.number_input(key=f"train_demo-cpu_{name}").set_value(value)
-
-
-def _status(at) -> str:
-    return next(m.value for m in at.metric if m.label == "Status")
-
-
-def _run_until(at, done, timeout_s=240):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        at.run()
-        assert not at.exception, [e.value for e in at.exception]
-        if done(at):
-            return at
-        time.sleep(1.0)
-    raise AssertionError(f"timed out; status {[m.value for m in at.metric]}")
 
 
 @pytest.fixture
@@ -53,8 +37,8 @@ def test_a_tiny_job_runs_in_the_background_and_completes(train_page):
     next(b for b in at.button if b.label == "Start training").click().run()
     assert not at.exception, [e.value for e in at.exception]
     run_dir = at.session_state["run_dir"]
-    assert run_dir and _status(at) in ("starting", "running", "completed")
-    _run_until(at, lambda a: _status(a) == "completed")
+    assert run_dir and status_metric(at) in ("starting", "running", "completed")
+    run_until(at, lambda a: status_metric(a) == "completed")
     steps = next(m.value for m in at.metric if m.label == "Step")
     assert steps.startswith("3 /")
     runs = at.dataframe[-1].value
@@ -69,7 +53,7 @@ def test_second_start_is_refused_and_stop_keeps_a_checkpoint(train_page):
     _set_form(at, epochs=1, batch_size=2, max_iters=500, eval_every=0)
     next(b for b in at.button if b.label == "Start training").click().run()
     run_dir = Path(at.session_state["run_dir"])
-    _run_until(at, lambda a: _status(a) == "running")
+    run_until(at, lambda a: status_metric(a) == "running")
     # A reload (new session) shows the same running job.
     from streamlit.testing.v1 import AppTest
 
@@ -82,7 +66,7 @@ def test_second_start_is_refused_and_stop_keeps_a_checkpoint(train_page):
     assert any("already training" in w.value for w in at.warning)
 
     next(b for b in at.button if b.label == "Stop").click().run()
-    _run_until(at, lambda a: _status(a) == "stopped")
+    run_until(at, lambda a: status_metric(a) == "stopped")
     assert (run_dir / "checkpoints" / "last.pt").is_file()
 
 
@@ -93,5 +77,5 @@ def test_a_failing_job_shows_its_error_on_the_page(train_page):
     next(b for b in at.button if b.label == "Start training").click().run()
     if any("weights" in e.value.lower() for e in at.error):  # refused up front: also a clear message
         return
-    _run_until(at, lambda a: _status(a) == "failed")
+    run_until(at, lambda a: status_metric(a) == "failed")
     assert any("weights" in e.value.lower() or ".pth" in e.value for e in at.error), [e.value for e in at.error]

@@ -10,7 +10,7 @@ import torch
 from detcore.train.runs import Run
 
 from tests.reliability.test_kill_and_resume import EPOCHS, ITERS, _kill_when, _start
-from tests.reliability.pagewait import run_until, status_metric
+from tests.app.pagewait import run_until, status_metric
 from tests.reliability.tinydata import write_tiny_voc
 
 pytestmark = pytest.mark.slow  # a real training process killed, then a resumed background job

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from tests.reliability.pagewait import run_until, status_metric
+from tests.app.pagewait import run_until, status_metric
 from tests.reliability.tinydata import REPO
 
 pytestmark = pytest.mark.slow  # a real background job on the demo preset
