@@ -1,6 +1,6 @@
 """Crash-safe file writes: a reader never sees a half-written file.
 
-Every run file goes through here (DESIGN.md §2): write to a temp file in the same folder, fsync,
+Every run file goes through here: write to a temp file in the same folder, fsync,
 then ``os.replace`` — atomic on POSIX. ``append_jsonl`` writes one whole line per call and fsyncs,
 so a SIGKILL leaves at most a missing line, never a torn one that a reader must skip.
 """

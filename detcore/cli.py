@@ -1,7 +1,7 @@
-"""`python -m detcore <command>` — the CLI contract of DESIGN.md §3.
+"""`python -m detcore <command>` — the command line (docs/architecture.md, "Command line").
 
 Each area registers its own sub-commands through ``register(subparsers)`` in
-``detcore/commands/{data,train,evaluate,predict}.py``; those modules keep heavy imports (torch)
+``detcore/commands/{data,train,evaluate,predict,export,compare}.py``; those modules keep heavy imports (torch)
 inside their handlers so ``--help`` stays fast. Results go to stdout, progress to stderr.
 A DetcoreError becomes one line ``error: <file>: <problem>`` on stderr and exit status 2.
 """
@@ -11,15 +11,14 @@ from __future__ import annotations
 import argparse
 import sys
 
+from detcore.commands import compare, data, evaluate, export, predict, train
 from detcore.errors import DetcoreError
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from detcore.commands import data, evaluate, predict, train
-
     parser = argparse.ArgumentParser(prog="python -m detcore", description="detboard engine: data, training, evaluation, prediction")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for area in (data, train, evaluate, predict):
+    for area in (data, train, evaluate, predict, export, compare):
         area.register(sub)
     return parser
 

@@ -1,4 +1,4 @@
-"""Predictor: a run's checkpoint → model → numpy Detections (DESIGN.md §2), loaded once.
+"""Predictor: a run's checkpoint → model → numpy Detections, loaded once (conventions: detcore/structures.py).
 
 The model's own score threshold is lowered to the caller's ``score_floor`` so the app can
 re-threshold (a slider, per-class thresholds) without running the model again. Labels leave as
@@ -14,9 +14,12 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from detcore.checkpoints import check_matches_run, load_checkpoint  # noqa: F401  (re-exported)
+from detcore.catalog import model_info
+from detcore.checkpoints import check_matches_run, load_checkpoint
 from detcore.errors import CheckpointError, DataError
+from detcore.models import build_model
 from detcore.structures import Detections
+from detcore.train.runs import Run
 
 MASK_THRESHOLD = 0.5
 
@@ -27,24 +30,6 @@ def resolve_device(device: str = "auto") -> torch.device:
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise CheckpointError("device", f"{device!r} was requested but no CUDA GPU is available")
     return torch.device(device)
-
-
-def checkpoint_file(run_dir: str | Path, which: str = "best") -> Path:
-    """The checkpoint file ``which`` ("best", "last" or a path) of a run resolves to."""
-    run_path = Path(run_dir)
-    if which not in ("best", "last"):
-        path = Path(which)
-        if not path.is_file():
-            raise CheckpointError(path, "checkpoint file not found (use 'best', 'last' or a path)")
-        return path
-    path = run_path / "checkpoints" / f"{which}.pt"
-    if which == "best" and not path.is_file():
-        # No validation happened yet (eval_every=0, or stopped in the first epoch): the last
-        # checkpoint is the best we have, and `Predictor.checkpoint_path` says which file was used.
-        path = run_path / "checkpoints" / "last.pt"
-    if not path.is_file():
-        raise CheckpointError(run_path / "checkpoints", f"no {which}.pt checkpoint in this run yet")
-    return path
 
 
 def _load_weights(model: torch.nn.Module, state: dict, path: Path) -> None:
@@ -87,25 +72,25 @@ class Predictor:
 
     @classmethod
     def from_run(cls, run_dir: str | Path, *, checkpoint: str = "best", device: str = "auto") -> "Predictor":
-        from detcore.models import build_model
-        from detcore.train.runs import Run
-
+        """The run's checkpoint (``best`` falling back to ``last``, ``last``, or a .pt path) on ``device``."""
         run = Run(run_dir)
         config, classes = run.config(), run.classes()
-        path = checkpoint_file(run.path, checkpoint)
+        path = run.checkpoint(checkpoint)
         ckpt = load_checkpoint(path)
-        model_name = config.get("model")
-        if not model_name:
-            raise CheckpointError(run.path / "config.json", "names no model")
-        check_matches_run(ckpt, path, classes=classes, model_name=model_name)
-        model = build_model(model_name, classes=classes, weights="none",
-                            min_size=config.get("min_size"), max_size=config.get("max_size"))
+        model_name = config.model
+        check_matches_run(ckpt, path, classes=classes, model_name=model_name, geometry=config.geometry)
+        model = build_model(model_name, classes=classes, weights="none", min_size=config.min_size,
+                            max_size=config.max_size, geometry=config.geometry)
         _load_weights(model, ckpt["model"], path)
         return cls(model, classes, device=resolve_device(device), checkpoint_path=path, model_name=model_name)
 
     def predict(self, images: Sequence[np.ndarray], *, image_ids: Sequence[str] | None = None,
-                score_floor: float = 0.05, batch_size: int = 4) -> list[Detections]:
-        """Detections for each RGB uint8 (H, W, 3) image, scores >= ``score_floor``, in input order."""
+                score_floor: float = 0.05, batch_size: int | None = None) -> list[Detections]:
+        """Detections for each RGB uint8 (H, W, 3) image, scores >= ``score_floor``, in input order.
+        By default images are batched only for models whose output does not depend on the batch
+        (``ModelInfo.batch_invariant``), so an image gets the same detections on every page and command."""
+        if batch_size is None:
+            batch_size = 4 if self.model_name and model_info(self.model_name).batch_invariant else 1
         ids = [str(i) for i in (image_ids if image_ids is not None else range(len(images)))]
         if len(ids) != len(images):
             raise DataError("image_ids", f"{len(ids)} ids for {len(images)} images")
@@ -119,8 +104,26 @@ class Predictor:
                     out.append(_to_detections(name, raw, score_floor))
         return out
 
+    def predict_soft_masks(self, image: np.ndarray, *, image_id: str = "0",
+                           score_floor: float = 0.05) -> tuple[Detections, np.ndarray | None]:
+        """One image's Detections (masks at 0.5, as ``predict``) and the mask probabilities as uint8
+        (N, H, W; 255 = 1.0), so a picture can show the masks at any threshold without re-running
+        the model per threshold. None for models without masks."""
+        tensor = _to_tensor(image, image_id)
+        with self._lock, torch.inference_mode():
+            _set_score_floor(self.model, float(score_floor))
+            raw = self.model([tensor.to(self.device)])[0]
+        dets = _to_detections(image_id, raw, score_floor)
+        if "masks" not in raw:
+            return dets, None
+        keep = ((raw["scores"].float() >= score_floor) & (raw["labels"] >= 1)).cpu().numpy()
+        probs = (raw["masks"][:, 0].float().clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy()[keep]
+        return dets, probs
 
-def _to_tensor(image: np.ndarray, name: str) -> torch.Tensor:
+
+def _to_tensor(image: np.ndarray | torch.Tensor, name: str) -> torch.Tensor:
+    if isinstance(image, torch.Tensor) and image.dtype == torch.float32 and image.ndim == 3 and image.shape[0] == 3:
+        return image  # already the model's input: RGB in [0, 1], (3, H, W) (detcore/image_prediction.py)
     a = np.asarray(image)
     if a.ndim != 3 or a.shape[2] != 3 or a.dtype != np.uint8 or min(a.shape[:2]) < 1:
         raise DataError(name, f"expected an RGB uint8 image of shape (H, W, 3), got {a.dtype} {a.shape}")

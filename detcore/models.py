@@ -1,4 +1,7 @@
-"""The detector registry: name → builder with heads sized for K dataset classes (DESIGN.md §2, §7).
+"""The detector registry: name → builder with heads sized for K dataset classes.
+
+What each model is (title, family, weights it has) is plain data in detcore/catalog.py, readable
+without torch; this module joins each entry with its torchvision builder and Weights enums.
 
 Every family gets ``num_classes = K + 1``: model label ``i + 1`` is class ``i`` and label 0 is
 background — also for RetinaNet, FCOS and SSD, whose losses would accept K; one convention
@@ -30,34 +33,35 @@ from torchvision.models import detection as tvd
 from torchvision.models.detection.faster_rcnn import FastRCNNPredictor
 from torchvision.models.detection.mask_rcnn import MaskRCNNPredictor
 
+from detcore.catalog import MODELS, WEIGHT_MODES, ModelInfo, model_info
 from detcore.errors import CheckpointError, ConfigError, WeightsUnavailable
+from detcore.geometry import anchors_per_location, layout_for
 
-WEIGHT_MODES = ("coco", "backbone", "none")
 # Set to 1 on a machine with internet access to let torchvision download missing weights.
 ALLOW_DOWNLOAD_ENV = "DETBOARD_ALLOW_DOWNLOAD"
 
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """One registry entry. ``coco_weights``/``backbone_weights`` are torchvision Weights enums."""
+    """A catalog entry (``info``) with its builder and torchvision Weights enums."""
 
-    name: str
-    title: str
-    family: str  # "faster_rcnn" | "mask_rcnn" | "retinanet" | "fcos" | "ssd"
+    info: ModelInfo
     builder: Callable[..., nn.Module] = field(repr=False)
     coco_weights: Any = None
     backbone_weights: Any = None
-    has_masks: bool = False
-    heavy: bool = False  # ResNet-50 class: slow on a CPU
-    fixed_size: int | None = None  # SSD resizes every image to this square; min/max_size ignored
+
+    name = property(lambda self: self.info.name)
+    title = property(lambda self: self.info.title)
+    family = property(lambda self: self.info.family)
+    has_masks = property(lambda self: self.info.has_masks)
+    heavy = property(lambda self: self.info.heavy)
+    fixed_size = property(lambda self: self.info.fixed_size)
 
     def as_dict(self) -> dict:
-        return {"name": self.name, "title": self.title, "family": self.family, "has_masks": self.has_masks,
-                "heavy": self.heavy, "weights": [m for m in WEIGHT_MODES if self.supports(m)]}
+        return self.info.as_dict()
 
     def supports(self, mode: str) -> bool:
-        return {"coco": self.coco_weights is not None, "backbone": self.backbone_weights is not None,
-                "none": True}[mode]
+        return self.info.supports(mode)
 
 
 def _mobilenet_v2_custom(*, weights=None, weights_backbone=None, num_classes: int, **kwargs) -> nn.Module:
@@ -74,35 +78,128 @@ def _mobilenet_v2_custom(*, weights=None, weights_backbone=None, num_classes: in
                           box_roi_pool=pooler, **kwargs)
 
 
-def _specs() -> list[ModelSpec]:
+LITE_CHANNELS = 64  # FPN and head width of the light CPU models
+LITE_HEAD_CONVS = 2  # conv layers per head branch (torchvision's default is 4)
+
+
+def _mobilenet_v3_fpn8(*, weights_backbone=None, trainable_backbone_layers: int | None = None):
+    """MobileNetV3-Large features with a light FPN over strides 8, 16 and 32 plus P6/P7 (strides 64,
+    128): torchvision's MobileNetV3 FPN starts at stride 32, too coarse for small objects."""
+    from torchvision.models.detection.backbone_utils import BackboneWithFPN
+    from torchvision.ops.feature_pyramid_network import LastLevelP6P7
+    from torchvision.ops.misc import FrozenBatchNorm2d
+
+    pretrained = weights_backbone is not None
+    norm = FrozenBatchNorm2d if pretrained else partial(nn.BatchNorm2d, eps=0.001, momentum=0.03)
+    features = tvm.mobilenet_v3_large(weights=weights_backbone, norm_layer=norm).features
+    stages = [0] + [i for i, b in enumerate(features) if getattr(b, "_is_cn", False)] + [len(features) - 1]
+    if pretrained:  # freeze the first stages as torchvision does (3 trainable stages by default)
+        trainable = 3 if trainable_backbone_layers is None else trainable_backbone_layers
+        freeze_before = len(features) if trainable == 0 else stages[len(stages) - trainable]
+        for block in features[:freeze_before]:
+            block.requires_grad_(False)
+    returned = [2, 3, len(stages) - 1]  # strides 8, 16, 32
+    return BackboneWithFPN(features, {str(stages[k]): str(v) for v, k in enumerate(returned)},
+                           [features[stages[k]].out_channels for k in returned], LITE_CHANNELS,
+                           extra_blocks=LastLevelP6P7(LITE_CHANNELS, LITE_CHANNELS))
+
+
+def _fcos_mobilenet_v3_fpn8(*, weights=None, weights_backbone=None, num_classes: int,
+                            trainable_backbone_layers: int | None = None, **kwargs) -> nn.Module:
+    """FCOS (anchor-free) on the stride-8 MobileNetV3 FPN with a 2-conv, 64-channel head."""
+    if weights is not None:
+        raise ConfigError("weights", "the light FCOS has no COCO weights; use backbone or none")
+    backbone = _mobilenet_v3_fpn8(weights_backbone=weights_backbone,
+                                  trainable_backbone_layers=trainable_backbone_layers)
+    anchors = tvd.anchor_utils.AnchorGenerator(((8,), (16,), (32,), (64,), (128,)), ((1.0,),) * 5)
+    head = tvd.fcos.FCOSHead(LITE_CHANNELS, 1, num_classes, num_convs=LITE_HEAD_CONVS)
+    kwargs = {"min_size": 512, "max_size": 853, **kwargs}
+    return tvd.FCOS(backbone, num_classes, anchor_generator=anchors, head=head, **kwargs)
+
+
+def _resnet18_fpn8(*, weights_backbone=None, trainable_backbone_layers: int | None = None):
+    """ResNet-18 with a light FPN over strides 8, 16, 32 (+ P6/P7). Dense 3x3 convolutions: on a
+    CPU it trains about as fast per image as MobileNetV3-Large (which spends its time in depthwise
+    and squeeze-excitation layers); the cpu-real notes in detcore/train/presets.py have the measurements."""
+    from torchvision.models.detection.backbone_utils import BackboneWithFPN
+    from torchvision.ops.feature_pyramid_network import LastLevelP6P7
+    from torchvision.ops.misc import FrozenBatchNorm2d
+
+    pretrained = weights_backbone is not None
+    body = tvm.resnet18(weights=weights_backbone, norm_layer=FrozenBatchNorm2d if pretrained else nn.BatchNorm2d)
+    if pretrained:
+        trainable = 3 if trainable_backbone_layers is None else trainable_backbone_layers
+        keep = ["layer4", "layer3", "layer2", "layer1", "conv1"][:trainable]
+        for name, param in body.named_parameters():
+            if not any(name.startswith(k) for k in keep):
+                param.requires_grad_(False)
+    return BackboneWithFPN(body, {"layer2": "0", "layer3": "1", "layer4": "2"}, [128, 256, 512], LITE_CHANNELS,
+                           extra_blocks=LastLevelP6P7(LITE_CHANNELS, LITE_CHANNELS))
+
+
+def _fcos_resnet18_fpn8(*, weights=None, weights_backbone=None, num_classes: int,
+                        trainable_backbone_layers: int | None = None, **kwargs) -> nn.Module:
+    """FCOS (anchor-free) on the stride-8 ResNet-18 FPN with a 2-conv, 64-channel head."""
+    if weights is not None:
+        raise ConfigError("weights", "the light FCOS has no COCO weights; use backbone or none")
+    backbone = _resnet18_fpn8(weights_backbone=weights_backbone, trainable_backbone_layers=trainable_backbone_layers)
+    anchors = tvd.anchor_utils.AnchorGenerator(((8,), (16,), (32,), (64,), (128,)), ((1.0,),) * 5)
+    head = tvd.fcos.FCOSHead(LITE_CHANNELS, 1, num_classes, num_convs=LITE_HEAD_CONVS)
+    kwargs = {"min_size": 512, "max_size": 853, **kwargs}
+    return tvd.FCOS(backbone, num_classes, anchor_generator=anchors, head=head, **kwargs)
+
+
+def _retinanet_head(in_channels: int, num_anchors: int, num_classes: int, convs: int) -> nn.Module:
+    head = tvd.retinanet.RetinaNetHead(in_channels, num_anchors, num_classes, norm_layer=partial(nn.GroupNorm, 16))
+    head.classification_head.conv = head.classification_head.conv[:convs]
+    head.regression_head.conv = head.regression_head.conv[:convs]
+    return head
+
+
+def _retinanet_mobilenet_v3_fpn8(*, weights=None, weights_backbone=None, num_classes: int,
+                                 trainable_backbone_layers: int | None = None, **kwargs) -> nn.Module:
+    """RetinaNet on the stride-8 MobileNetV3 FPN with a 2-conv, 64-channel GroupNorm head."""
+    if weights is not None:
+        raise ConfigError("weights", "the light RetinaNet has no COCO weights; use backbone or none")
+    backbone = _mobilenet_v3_fpn8(weights_backbone=weights_backbone,
+                                  trainable_backbone_layers=trainable_backbone_layers)
+    default = layout_for("retinanet_mobilenet_v3_fpn8").anchors
+    anchors = tvd.anchor_utils.AnchorGenerator(tuple(tuple(s) for s in default["sizes"]),
+                                               tuple(tuple(r) for r in default["aspect_ratios"]))
+    head = _retinanet_head(LITE_CHANNELS, anchors.num_anchors_per_location()[0], num_classes, LITE_HEAD_CONVS)
+    kwargs = {"min_size": 512, "max_size": 853, **kwargs}
+    return tvd.RetinaNet(backbone, num_classes, anchor_generator=anchors, head=head, **kwargs)
+
+
+def _builders() -> dict[str, tuple[Callable[..., nn.Module], Any, Any]]:
+    """name → (builder, COCO weights enum or None, backbone weights enum or None)."""
     R50, MV3 = tvm.ResNet50_Weights.IMAGENET1K_V1, tvm.MobileNet_V3_Large_Weights.IMAGENET1K_V1
-    return [
-        ModelSpec("fasterrcnn_resnet50_fpn", "Faster R-CNN ResNet-50 FPN", "faster_rcnn", tvd.fasterrcnn_resnet50_fpn,
-                  tvd.FasterRCNN_ResNet50_FPN_Weights.COCO_V1, R50, heavy=True),
-        ModelSpec("fasterrcnn_resnet50_fpn_v2", "Faster R-CNN ResNet-50 FPN v2", "faster_rcnn",
-                  tvd.fasterrcnn_resnet50_fpn_v2, tvd.FasterRCNN_ResNet50_FPN_V2_Weights.COCO_V1, R50, heavy=True),
-        ModelSpec("fasterrcnn_mobilenet_v3_large_fpn", "Faster R-CNN MobileNetV3-Large FPN", "faster_rcnn",
-                  tvd.fasterrcnn_mobilenet_v3_large_fpn, tvd.FasterRCNN_MobileNet_V3_Large_FPN_Weights.COCO_V1, MV3),
-        ModelSpec("fasterrcnn_mobilenet_v3_large_320_fpn", "Faster R-CNN MobileNetV3-Large 320 FPN", "faster_rcnn",
-                  tvd.fasterrcnn_mobilenet_v3_large_320_fpn,
-                  tvd.FasterRCNN_MobileNet_V3_Large_320_FPN_Weights.COCO_V1, MV3),
-        ModelSpec("fasterrcnn_mobilenet_v2_custom", "Faster R-CNN on MobileNetV2 features (tutorial)",
-                  "faster_rcnn", _mobilenet_v2_custom, None, tvm.MobileNet_V2_Weights.IMAGENET1K_V1),
-        ModelSpec("retinanet_resnet50_fpn", "RetinaNet ResNet-50 FPN", "retinanet", tvd.retinanet_resnet50_fpn,
-                  tvd.RetinaNet_ResNet50_FPN_Weights.COCO_V1, R50, heavy=True),
-        ModelSpec("retinanet_resnet50_fpn_v2", "RetinaNet ResNet-50 FPN v2", "retinanet",
-                  tvd.retinanet_resnet50_fpn_v2, tvd.RetinaNet_ResNet50_FPN_V2_Weights.COCO_V1,
-                  tvm.ResNet50_Weights.IMAGENET1K_V2, heavy=True),
-        ModelSpec("maskrcnn_resnet50_fpn", "Mask R-CNN ResNet-50 FPN", "mask_rcnn", tvd.maskrcnn_resnet50_fpn,
-                  tvd.MaskRCNN_ResNet50_FPN_Weights.COCO_V1, R50, has_masks=True, heavy=True),
-        ModelSpec("maskrcnn_resnet50_fpn_v2", "Mask R-CNN ResNet-50 FPN v2", "mask_rcnn", tvd.maskrcnn_resnet50_fpn_v2,
-                  tvd.MaskRCNN_ResNet50_FPN_V2_Weights.COCO_V1, R50, has_masks=True, heavy=True),
-        ModelSpec("fcos_resnet50_fpn", "FCOS ResNet-50 FPN", "fcos", tvd.fcos_resnet50_fpn,
-                  tvd.FCOS_ResNet50_FPN_Weights.COCO_V1, R50, heavy=True),
-        ModelSpec("ssdlite320_mobilenet_v3_large", "SSDlite 320 MobileNetV3-Large", "ssd",
-                  tvd.ssdlite320_mobilenet_v3_large, tvd.SSDLite320_MobileNet_V3_Large_Weights.COCO_V1, MV3,
-                  fixed_size=320),
-    ]
+    return {
+        "fasterrcnn_resnet50_fpn": (tvd.fasterrcnn_resnet50_fpn, tvd.FasterRCNN_ResNet50_FPN_Weights.COCO_V1, R50),
+        "fasterrcnn_resnet50_fpn_v2": (tvd.fasterrcnn_resnet50_fpn_v2, tvd.FasterRCNN_ResNet50_FPN_V2_Weights.COCO_V1,
+                                       R50),
+        "fasterrcnn_mobilenet_v3_large_fpn": (tvd.fasterrcnn_mobilenet_v3_large_fpn,
+                                              tvd.FasterRCNN_MobileNet_V3_Large_FPN_Weights.COCO_V1, MV3),
+        "fasterrcnn_mobilenet_v3_large_320_fpn": (tvd.fasterrcnn_mobilenet_v3_large_320_fpn,
+                                                  tvd.FasterRCNN_MobileNet_V3_Large_320_FPN_Weights.COCO_V1, MV3),
+        "fasterrcnn_mobilenet_v2_custom": (_mobilenet_v2_custom, None, tvm.MobileNet_V2_Weights.IMAGENET1K_V1),
+        "retinanet_resnet50_fpn": (tvd.retinanet_resnet50_fpn, tvd.RetinaNet_ResNet50_FPN_Weights.COCO_V1, R50),
+        "retinanet_resnet50_fpn_v2": (tvd.retinanet_resnet50_fpn_v2, tvd.RetinaNet_ResNet50_FPN_V2_Weights.COCO_V1,
+                                      tvm.ResNet50_Weights.IMAGENET1K_V2),
+        "maskrcnn_resnet50_fpn": (tvd.maskrcnn_resnet50_fpn, tvd.MaskRCNN_ResNet50_FPN_Weights.COCO_V1, R50),
+        "maskrcnn_resnet50_fpn_v2": (tvd.maskrcnn_resnet50_fpn_v2, tvd.MaskRCNN_ResNet50_FPN_V2_Weights.COCO_V1, R50),
+        "fcos_resnet50_fpn": (tvd.fcos_resnet50_fpn, tvd.FCOS_ResNet50_FPN_Weights.COCO_V1, R50),
+        "ssdlite320_mobilenet_v3_large": (tvd.ssdlite320_mobilenet_v3_large,
+                                          tvd.SSDLite320_MobileNet_V3_Large_Weights.COCO_V1, MV3),
+        "fcos_mobilenet_v3_fpn8": (_fcos_mobilenet_v3_fpn8, None, MV3),
+        "retinanet_mobilenet_v3_fpn8": (_retinanet_mobilenet_v3_fpn8, None, MV3),
+        "fcos_resnet18_fpn8": (_fcos_resnet18_fpn8, None, tvm.ResNet18_Weights.IMAGENET1K_V1),
+    }
+
+
+def _specs() -> list[ModelSpec]:
+    builders = _builders()
+    return [ModelSpec(info, *builders[info.name]) for info in MODELS]
 
 
 _REGISTRY: dict[str, ModelSpec] = {s.name: s for s in _specs()}
@@ -113,10 +210,7 @@ def list_models() -> list[ModelSpec]:
 
 
 def get_spec(name: str) -> ModelSpec:
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        raise ConfigError("model", f"unknown model {name!r}; choose one of: {', '.join(_REGISTRY)}") from None
+    return _REGISTRY[model_info(name).name]  # an unknown name is the catalog's ConfigError
 
 
 def weights_file(weights_enum: Any) -> Path:
@@ -138,7 +232,7 @@ def _resolve_weights(spec: ModelSpec, weights: str) -> tuple[Any, Any, Path | No
     if weights in WEIGHT_MODES:
         if not spec.supports(weights):
             raise ConfigError("weights", f"{spec.name} has no {weights!r} weights; "
-                                         f"choose one of {spec.as_dict()['weights']} or a local .pth")
+                                         f"choose one of {spec.info.weights} or a local .pth")
         detector = spec.coco_weights if weights == "coco" else None
         backbone = spec.backbone_weights if weights == "backbone" else None
         for enum in (detector, backbone):
@@ -207,13 +301,79 @@ def load_local_weights(model: nn.Module, path: Path) -> int:
     return len(usable)
 
 
+def anchor_generator_for(anchors: dict) -> nn.Module:
+    """The torchvision module that makes ``anchors`` (a detcore.geometry specification)."""
+    if anchors["kind"] == "ssd":
+        return tvd.anchor_utils.DefaultBoxGenerator([list(r) for r in anchors["aspect_ratios"]],
+                                                    scales=[float(x) for x in anchors["scales"]])
+    ratios = anchors.get("aspect_ratios") or [[1.0] for _ in anchors["sizes"]]
+    return tvd.anchor_utils.AnchorGenerator(tuple(tuple(float(x) for x in s) for s in anchors["sizes"]),
+                                            tuple(tuple(float(x) for x in r) for r in ratios))
+
+
+def apply_geometry(model: nn.Module, spec: ModelSpec, geometry: dict, num_classes: int) -> list[str]:
+    """Set the model's input size and anchors to ``geometry`` (detcore.geometry's JSON form).
+
+    Returns the parts re-initialised because the number of anchors per location changed (a head
+    predicts a fixed number per location); fitted anchors keep the count, so nothing is.
+    """
+    layout = layout_for(spec.name)
+    inp, t = geometry["input"], model.transform
+    if "fixed_size" in inp:
+        if "fixed_size" not in layout.input:
+            raise ConfigError("geometry", f"{spec.name} resizes by min_size/max_size, not to a fixed square")
+        n = int(inp["fixed_size"])
+        t.fixed_size, t.min_size, t.max_size = (n, n), (n,), n
+    else:
+        if "fixed_size" in layout.input:
+            raise ConfigError("geometry", f"{spec.name} resizes every image to a fixed square; give fixed_size")
+        t.min_size, t.max_size = (int(inp["min_size"]),), int(inp["max_size"])
+    anchors = geometry["anchors"]
+    if anchors["kind"] != layout.kind:
+        raise ConfigError("geometry", f"{spec.name} uses {layout.kind!r} anchors, not {anchors['kind']!r}")
+    generator = anchor_generator_for(anchors)
+    new_count = anchors_per_location(anchors)
+    reinitialised = []
+    if spec.family in ("faster_rcnn", "mask_rcnn"):
+        rpn = model.rpn
+        if rpn.anchor_generator.num_anchors_per_location() != new_count:
+            rpn.head = tvd.rpn.RPNHead(rpn.head.conv[0][0].in_channels, new_count[0], conv_depth=len(rpn.head.conv))
+            reinitialised.append("RPN head (objectness and box deltas)")
+        rpn.anchor_generator = generator
+    elif spec.family == "retinanet":
+        if model.anchor_generator.num_anchors_per_location() != new_count:
+            cls = model.head.classification_head
+            first = cls.conv[0][0]
+            norm = cls.conv[0][1]
+            norm_layer = partial(nn.GroupNorm, norm.num_groups) if isinstance(norm, nn.GroupNorm) else None
+            model.head = tvd.retinanet.RetinaNetHead(first.in_channels, new_count[0], num_classes, norm_layer=norm_layer)
+            if len(cls.conv) != len(model.head.classification_head.conv):
+                model.head.classification_head.conv = model.head.classification_head.conv[:len(cls.conv)]
+                model.head.regression_head.conv = model.head.regression_head.conv[:len(cls.conv)]
+            reinitialised.append("RetinaNet head (classification and box regression)")
+        model.anchor_generator = generator
+    elif spec.family == "ssd":
+        if model.anchor_generator.num_anchors_per_location() != new_count:
+            in_channels = tvd._utils.retrieve_out_channels(model.backbone, (320, 320))
+            model.head = tvd.ssdlite.SSDLiteHead(in_channels, new_count, num_classes,
+                                                 partial(nn.BatchNorm2d, eps=0.001, momentum=0.03))
+            reinitialised.append("SSDlite head (classification and box regression)")
+        model.anchor_generator = generator
+    elif spec.family == "fcos":
+        if anchors["sizes"] != layout.anchors["sizes"]:
+            raise ConfigError("anchors", "FCOS has no anchors to change; its points follow the strides")
+    return reinitialised
+
+
 def build_model(name: str, *, classes: list[str], weights: str = "none", min_size: int | None = None,
                 max_size: int | None = None, trainable_backbone_layers: int | None = None,
-                **options: Any) -> nn.Module:
+                geometry: dict | None = None, **options: Any) -> nn.Module:
     """Build detector ``name`` for ``classes`` (num_classes = len(classes) + 1).
 
     ``min_size``/``max_size`` set the internal resize (keep tiny test images tiny; SSD ignores
-    them, its input is fixed at 320). ``trainable_backbone_layers`` only applies to pretrained weights.
+    them, its input is fixed at 320). ``geometry`` (detcore.geometry's JSON form: input size and
+    anchors, e.g. fitted to the data) replaces both the resize and the anchors.
+    ``trainable_backbone_layers`` only applies to pretrained weights.
     Extra ``options`` go to the torchvision builder (e.g. ``box_detections_per_img``).
     """
     spec = get_spec(name)
@@ -231,6 +391,8 @@ def build_model(name: str, *, classes: list[str], weights: str = "none", min_siz
         _replace_heads(model, spec, num_classes)
     else:
         model = spec.builder(weights=None, weights_backbone=backbone_w, num_classes=num_classes, **kwargs)
+    if geometry is not None:
+        model.reinitialised = apply_geometry(model, spec, geometry, num_classes)  # before local weights load
     if local is not None:
         load_local_weights(model, local)
     return model

@@ -1,9 +1,11 @@
-"""Where things live: runs under ./runs and datasets under ./data, overridable (DESIGN.md §2)."""
+"""Where things live: runs under ./runs and datasets under ./data, overridable by DETBOARD_RUNS / DETBOARD_DATA."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+
+from detcore.errors import DataError
 
 
 def data_root() -> Path:
@@ -30,8 +32,6 @@ def confine_to_data_roots(user_path: str | Path, roots: list[Path] | None = None
     symlinks that lead out are refused (after full resolution), so a shared deployment does not
     expose the server's files. Raises ``DataError`` naming the path.
     """
-    from detcore.errors import DataError
-
     roots = [r.resolve() for r in (roots or [data_root()])]
     raw = str(user_path).strip()
     if not raw:

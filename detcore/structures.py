@@ -1,4 +1,4 @@
-"""The records every part of detcore passes around (DESIGN.md §2 conventions).
+"""The records every part of detcore passes around and the conventions they follow.
 
 - Boxes are ``xyxy`` absolute pixels, float32, continuous coordinates, shape (N, 4).
 - ``labels`` in a Sample and in Detections are *class indices* 0..K-1 into ``classes``.
@@ -87,7 +87,7 @@ class Sample:
 class ParsedDataset:
     """A whole dataset as read: ordered class names, samples, and every problem found."""
 
-    format: str  # "voc" | "pennfudan" | "coco" (demo data is "voc")
+    format: str  # "voc" | "pennfudan" | "coco" | "yolo" (demo data is "voc")
     root: Path
     classes: list[str]
     samples: list[Sample]
@@ -112,7 +112,8 @@ class Detections:
     """Model output for one image, as numpy (nothing torch-specific leaves detcore).
 
     ``labels`` are class indices 0..K-1 (not model labels). ``masks`` (N, H, W) bool when the model
-    predicts masks.
+    predicts masks; ``mask_rles`` the same masks as N COCO RLE dicts instead, when full-size arrays
+    would cost too much memory (validation, cached evaluations). ``masks`` wins when both are given.
     """
 
     image_id: str
@@ -120,6 +121,7 @@ class Detections:
     scores: np.ndarray
     labels: np.ndarray
     masks: np.ndarray | None = None
+    mask_rles: list | None = None
 
     def __post_init__(self) -> None:
         self.boxes = _boxes(self.boxes)
@@ -132,17 +134,25 @@ class Detections:
             self.masks = np.asarray(self.masks, dtype=bool)
             if len(self.masks) != n:
                 raise ValueError(f"{self.image_id}: masks disagree in length")
+        if self.mask_rles is not None and len(self.mask_rles) != n:
+            raise ValueError(f"{self.image_id}: mask RLEs disagree in length")
 
     def __len__(self) -> int:
         return len(self.boxes)
 
     def filter(self, keep: np.ndarray) -> "Detections":
+        """The detections selected by ``keep`` (a boolean mask or an index array)."""
+        rles = None
+        if self.mask_rles is not None:
+            picked = np.arange(len(self))[keep]
+            rles = [self.mask_rles[int(i)] for i in np.asarray(picked).reshape(-1)]
         return Detections(
             self.image_id,
             self.boxes[keep],
             self.scores[keep],
             self.labels[keep],
             None if self.masks is None else self.masks[keep],
+            rles,
         )
 
     def above(self, threshold: float | np.ndarray) -> "Detections":

@@ -1,5 +1,6 @@
 """Data page: pick a dataset (the demo, a folder under DATA, or a dropped .zip) and explore it —
-counts, class balance, box statistics, data-quality problems and an image browser with boxes."""
+counts, class balance, box statistics, a geometry check (can a model's anchors match these boxes?),
+data-quality problems and an image browser with boxes."""
 
 from __future__ import annotations
 
@@ -9,17 +10,20 @@ from pathlib import Path
 import plotly.express as px
 import streamlit as st
 
-from detcore import paths
-from detcore.atomic import write_bytes
-from detcore.data.detect import extract_zip_safely
+from detcore import paths, viz
 from detcore.data import stats
+from detcore.data.detect import import_uploaded_zip
 from detcore.errors import DetcoreError
 from detcore.structures import ParsedDataset
-from detcore import viz
+from detcore.train.presets import suggest_preset
 from ui import state
-from ui.shell import page_shell
+from ui.audit import audit
+from ui.augment_preview import augment_preview_ui
+from ui.download import download_ui
 from ui.feedback import shown_errors
+from ui.geometry import geometry_check, input_text, recall_table, target_label, target_options
 from ui.loaders import load_parsed_dataset, load_sample_image
+from ui.shell import page_shell
 
 BROWSER_PAGE_SIZE = 12
 
@@ -50,25 +54,17 @@ def folder_picker_ui() -> None:
 
 
 def zip_upload_ui() -> None:
-    upload = st.file_uploader("Drop a dataset .zip (VOC, Penn-Fudan or COCO)", type=["zip"], key="data_zip")
+    upload = st.file_uploader("Drop a dataset .zip (VOC, Penn-Fudan, COCO or YOLO)", type=["zip"], key="data_zip")
     if upload is None or st.session_state.get("_data_zip_done") == upload.file_id:
         return
-    payload = upload.getvalue()
-    digest = hashlib.sha256(payload).hexdigest()[:10]
-    stem = Path(upload.name).stem.replace(" ", "_") or "upload"
-    folder = paths.uploads_root() / f"{stem}-{digest}"
-    if not folder.exists():  # the same archive dropped again reuses its extraction
-        zip_path = paths.uploads_root() / f".{stem}-{digest}.zip"
-        try:
-            with st.spinner("Extracting safely…"):
-                write_bytes(zip_path, payload)
-                folder = extract_zip_safely(zip_path, folder)
-        except DetcoreError as e:
-            st.error(str(e), icon=":material/error:")  # the current dataset stays as it was
-            return
-        finally:
-            zip_path.unlink(missing_ok=True)
+    try:
+        with st.spinner("Extracting safely…"):
+            folder = import_uploaded_zip(upload.getvalue(), upload.name)
+    except DetcoreError as e:
+        st.error(str(e), icon=":material/error:")  # the current dataset stays as it was
+        return
     st.session_state["_data_zip_done"] = upload.file_id
+    audit("dataset_imported", name=upload.name, bytes=upload.size, folder=str(folder))
     _use_dataset(folder)
 
 
@@ -131,13 +127,48 @@ def box_stats_ui(parsed: ParsedDataset) -> None:
     st.plotly_chart(sizes_fig, key="data_image_sizes")
 
 
+def geometry_ui(parsed: ParsedDataset) -> None:
+    """Best possible recall of a model's anchors on these boxes, default vs fitted, with the plot."""
+    if not parsed.num_objects:
+        st.info("This dataset has no boxes to check.")
+        return
+    options = target_options()
+    suggested, _ = suggest_preset(parsed.root, cuda=False)
+    target = st.selectbox("Model or preset", options, index=options.index(suggested), format_func=target_label,
+                          key="data_geometry_target",
+                          help="A preset means its model with the geometry the preset trains with; a bare model "
+                               "gets anchors and input size fitted to the boxes.")
+    with shown_errors(stop=False):
+        check, panels = geometry_check(parsed, target)
+        fitted, default = check["fitted"], check["default"]
+        good = (fitted["best_possible_recall"] or 0) >= 0.9
+        (st.success if good else st.warning)(check["verdict"], icon=":material/straighten:")
+        cols = st.columns(4)
+        cols[0].metric("Recall ceiling, default", f"{100 * default['best_possible_recall']:.0f} %")
+        cols[1].metric("Recall ceiling, fitted", f"{100 * fitted['best_possible_recall']:.0f} %",
+                       delta=f"{100 * (fitted['best_possible_recall'] - default['best_possible_recall']):+.0f} pts")
+        cols[2].metric("Input, default", input_text(default["geometry"]["input"]))
+        cols[3].metric("Input, fitted", input_text(fitted["geometry"]["input"]))
+        st.plotly_chart(viz.anchor_fit_figure(panels, parsed.classes), key="data_geometry_plot")
+        percent = st.column_config.NumberColumn(format="percent")
+        st.dataframe(recall_table(check), hide_index=True, key="data_geometry_table",
+                     column_config={"default recall": percent, "fitted recall": percent})
+        st.caption(f"Best possible recall: the share of boxes that at least one anchor overlaps with IoU ≥ 0.5 "
+                   f"after the model's own resize — no training can find the others. Fitted on the training part "
+                   f"of a default split ({check['fitted_on']['boxes']} boxes, seed 0), measured on all "
+                   f"{default['boxes']} boxes; size buckets are COCO's, in model-input pixels. Train with "
+                   f"anchors = auto and input size = auto to use the fit.")
+
+
 def problems_ui(parsed: ParsedDataset) -> None:
     table = stats.problems_table(parsed)
     if table.empty:
         st.success("No data-quality problems found.")
         return
     kinds = sorted(table["kind"].unique())
-    chosen = st.multiselect("Problem kinds", kinds, default=kinds, key="data_problem_kinds")
+    # Keyed by dataset: a kept selection from the previous dataset would hide this one's problems.
+    dataset_key = hashlib.sha1(str(parsed.root).encode()).hexdigest()[:8]
+    chosen = st.multiselect("Problem kinds", kinds, default=kinds, key=f"data_problem_kinds_{dataset_key}")
     text = st.text_input("File contains", key="data_problem_text")
     shown = table[table["kind"].isin(chosen)]
     if text:
@@ -194,14 +225,21 @@ with shown_errors():
     dataset = load_parsed_dataset(state.current_dataset_path())
 st.caption(f"`{dataset.root}`")
 overview_ui(dataset)
-balance_tab, boxes_tab, problems_tab, browser_tab = st.tabs(
-    ["Classes", "Boxes & images", f"Problems ({len(dataset.problems)})", "Image browser"]
+with st.expander("Download as COCO / YOLO / VOC", icon=":material/download:"):
+    download_ui(dataset)
+balance_tab, boxes_tab, geometry_tab, problems_tab, browser_tab, augment_tab = st.tabs(
+    ["Classes", "Boxes & images", "Geometry check", f"Problems ({len(dataset.problems)})", "Image browser",
+     "Augmentation preview"]
 )
 with balance_tab:
     class_balance_ui(dataset)
 with boxes_tab:
     box_stats_ui(dataset)
+with geometry_tab:
+    geometry_ui(dataset)
 with problems_tab:
     problems_ui(dataset)
 with browser_tab:
     image_browser_ui(dataset)
+with augment_tab:
+    augment_preview_ui(dataset)

@@ -3,7 +3,6 @@ error browser, and score-threshold tuning that re-reads cached matches (never re
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -11,12 +10,15 @@ import pandas as pd
 import streamlit as st
 
 from detcore import viz
-from detcore.data.images import load_rgb
 from detcore.metrics.errors import ERROR_KINDS
-from detcore.metrics.export import coco_image_id_map, to_coco_detections
-from ui.shell import page_shell
+from detcore.train.runs import Run, Thresholds
+from ui.auth import has_access, still_allowed
+from ui.evaluate_options import coco_downloads_ui, error_picture_ui, evaluation_choice_ui, metrics_json
+from ui.export import export_ui
 from ui.feedback import shown_errors
-from ui.loaders import load_evaluation, load_run_thresholds, save_run_thresholds
+from ui.loaders import load_evaluation
+from ui.report import evaluate_report_ui
+from ui.shell import page_shell
 from ui.training import current_run_or_offer_demo
 
 SUMMARY_SHOWN = ("AP", "AP50", "AP75", "APs", "APm", "APl", "AR100")
@@ -30,7 +32,9 @@ def _class_key(name: str) -> str:
 
 
 def _apply_recommendation(result, mode: str, target: float | None) -> None:
-    # A callback, so it runs before the widgets it sets are drawn.
+    # A callback, so it runs before the widgets it sets are drawn (and before the fragment's gate check).
+    if not has_access():
+        return
     chosen = result.recommend_thresholds(mode, target)
     fallback = st.session_state.get(GLOBAL_KEY, 0.5)
     for name, value in chosen.items():
@@ -41,15 +45,14 @@ def _apply_recommendation(result, mode: str, target: float | None) -> None:
         st.session_state["_eval_reco_note"] = f"No threshold reaches the goal for: {', '.join(missing)} (kept the global value)."
 
 
-def thresholds_ui(result, saved: dict) -> dict[str, float]:
+def thresholds_ui(result, saved: Thresholds) -> dict[str, float]:
     """Global slider, per-class overrides and one-click recommendations → threshold per class."""
     classes = result.classes
-    saved_per_class = saved.get("per_class") or {}
     if GLOBAL_KEY not in st.session_state:
-        st.session_state[GLOBAL_KEY] = float(saved.get("global", 0.5))
-        st.session_state[PER_CLASS_TOGGLE] = bool(saved_per_class)
-        for name in classes:
-            st.session_state[_class_key(name)] = float(saved_per_class.get(name) or st.session_state[GLOBAL_KEY])
+        st.session_state[GLOBAL_KEY] = saved.global_value()
+        st.session_state[PER_CLASS_TOGGLE] = bool(saved.per_class)
+        for name, value in zip(classes, saved.for_classes(classes)):
+            st.session_state[_class_key(name)] = value
     slider_col, f1_col, target_col, precision_col = st.columns([4, 3, 2, 3], vertical_alignment="bottom")
     threshold = slider_col.slider("Score threshold", 0.0, 1.0, step=0.01, key=GLOBAL_KEY)
     f1_col.button("F1-optimal per class", on_click=_apply_recommendation, args=(result, "f1", None),
@@ -89,12 +92,7 @@ def per_class_ui(result, thresholds: dict[str, float], ci: pd.DataFrame | None) 
 
 def curves_ui(result, thresholds: dict[str, float], per_class: pd.DataFrame) -> None:
     ap50 = {name: (None if pd.isna(v) else float(v)) for name, v in zip(per_class["class"], per_class["AP50"])}
-    pr, f1 = {}, {}
-    for name in result.classes:
-        curve = result.pr_curve(name)
-        pr[name] = (curve["recall"].to_numpy(), curve["precision"].to_numpy())
-        sweep = result.threshold_curve(name)
-        f1[name] = (sweep["threshold"].to_numpy(), sweep["f1"].to_numpy())
+    pr, f1 = result.figure_curves()
     left, right = st.columns(2)
     left.plotly_chart(viz.pr_curve_figure(pr, ap=ap50), key="eval_pr")
     right.plotly_chart(viz.f1_threshold_figure(f1, chosen=thresholds), key="eval_f1")
@@ -125,40 +123,35 @@ def error_browser_ui(evaluated, thresholds: dict[str, float]) -> None:
     rows = errors[errors["image_id"] == image_id].drop(columns=["image_id"])
     picture, table = st.columns([3, 2])
     with picture, shown_errors(stop=False):
-        figure = viz.image_figure(load_rgb(sample.image_path), kept, result.classes, ground_truth=sample)
-        st.plotly_chart(figure, key="eval_error_figure", config={"displayModeBar": False})
-        st.caption("Dashed: ground truth · solid: predictions above the thresholds (hover for class and score)")
+        error_picture_ui(evaluated, sample, kept, per_class)  # masks too, for mask models
     table.dataframe(rows, hide_index=True, key="eval_error_rows")
 
 
 def downloads_ui(run_dir: Path, evaluated, thresholds: dict[str, float], per_class: pd.DataFrame,
                  global_threshold: float) -> None:
-    result = evaluated.result
-    c1, c2, c3, c4 = st.columns(4)
+    c1, c2, c3, c4, c5 = st.columns(5)
     if c1.button("Save thresholds to the run", type="primary", icon=":material/save:"):
         with shown_errors(stop=False):
-            path = save_run_thresholds(run_dir, global_threshold=global_threshold, per_class=thresholds)
+            path = Run(run_dir).save_thresholds(global_threshold=global_threshold, per_class=thresholds)
             st.toast(f"Saved {path.name} — the Predict page uses these thresholds.")
     c2.download_button("Per-class table (CSV)", per_class.to_csv(index=False), file_name=f"{run_dir.name}-per-class.csv",
                        mime="text/csv", on_click="ignore")
-    c3.download_button("Metrics (JSON)", lambda: json.dumps(result.to_json(thresholds), indent=2),
+    c3.download_button("Metrics (JSON)", lambda: metrics_json(evaluated, thresholds,  # = evaluate --json
+                                                              st.session_state.get("eval_target_precision", 0.9)),
                        file_name=f"{run_dir.name}-metrics.json", mime="application/json", on_click="ignore")
-    c4.download_button("Predictions (COCO JSON)", lambda: json.dumps(coco_detections(evaluated)),
-                       file_name=f"{run_dir.name}-detections-coco.json", mime="application/json", on_click="ignore")
-
-
-def coco_detections(evaluated) -> list:
-    ids = coco_image_id_map([s.image_id for s in evaluated.samples])
-    return to_coco_detections(evaluated.detections, evaluated.result.classes, image_id_map=ids)
+    coco_downloads_ui(evaluated, run_dir.name, c4, c5)
 
 
 @st.fragment
 def tuning_ui(run_dir: Path, evaluated) -> None:
     # A fragment: threshold changes rerun only this, reading the cached matches.
+    still_allowed()
     result = evaluated.result
     summary_ui(result)
     st.subheader("Score thresholds")
-    thresholds = thresholds_ui(result, load_run_thresholds(run_dir))
+    with shown_errors():
+        saved = Run(run_dir).thresholds()
+    thresholds = thresholds_ui(result, saved)
     st.subheader("Per class")
     per_class = per_class_ui(result, thresholds, evaluated.ci)
     curves_ui(result, thresholds, per_class)
@@ -169,12 +162,14 @@ def tuning_ui(run_dir: Path, evaluated) -> None:
         st.markdown("**Error browser** — worst images first")
         error_browser_ui(evaluated, thresholds)
     downloads_ui(run_dir, evaluated, thresholds, per_class, float(st.session_state[GLOBAL_KEY]))
+    evaluate_report_ui(run_dir, evaluated, thresholds, split)  # the same numbers in one offline HTML file
 
 
 page_shell("Evaluate")
 run_dir = current_run_or_offer_demo("No trained run yet — train one to evaluate it.")
 st.caption(f"Run `{run_dir.name}` · matches are computed once; thresholds only re-read them")
-split = st.segmented_control("Split", ["test", "val", "train"], default="test", key="eval_split") or "test"
+split, iou_type = evaluation_choice_ui(run_dir)  # the parts the run has; bbox / segm for mask models
 with shown_errors():
-    evaluation = load_evaluation(run_dir, split)
+    evaluation = load_evaluation(run_dir, split, iou_type)
 tuning_ui(run_dir, evaluation)
+export_ui(run_dir)

@@ -3,12 +3,18 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
 import streamlit as st
 
+from detcore import viz
+from detcore.data.detect import load_dataset
+from detcore.data.images import load_rgb
+from detcore.metrics import evaluate_detections
 from detcore.structures import ParsedDataset
+from detcore.train.runs import Run
 
 
 def folder_stamp(path: str | Path) -> float:
@@ -25,8 +31,6 @@ def folder_stamp(path: str | Path) -> float:
 @st.cache_resource(show_spinner="Reading the dataset…", max_entries=8)
 def _parsed_dataset(path: str, fmt: str, stamp: float) -> ParsedDataset:
     # cache_resource, not cache_data: a ParsedDataset is read-only for the pages, so no per-call copy.
-    from detcore.data.detect import load_dataset
-
     return load_dataset(path, format=fmt, verify_images=True)
 
 
@@ -35,24 +39,8 @@ def load_parsed_dataset(path: str | Path, fmt: str = "auto") -> ParsedDataset:
     return _parsed_dataset(str(path), fmt, folder_stamp(path))
 
 
-def run_listing(runs_root: str) -> list[dict]:
-    """Runs on disk, newest first, as plain dicts for widgets: name, path, status, best metric."""
-    if not Path(runs_root).is_dir():
-        return []
-    from detcore.train.runs import list_runs
-
-    rows = []
-    for run in list_runs(Path(runs_root)):
-        rows.append({"name": run.path.name, "path": str(run.path), "status": run.status(),
-                     "best": run.best_metric()})
-    return rows
-
-
 @st.cache_data(show_spinner=False, max_entries=64)
 def _sample_image(image_path: str, stamp: float, _sample, _classes: tuple[str, ...]):
-    from detcore import viz
-    from detcore.data.images import load_rgb
-
     return viz.draw_ground_truth(load_rgb(image_path), _sample, list(_classes))
 
 
@@ -62,25 +50,34 @@ def load_sample_image(parsed: ParsedDataset, sample):
     return _sample_image(str(path), path.stat().st_mtime if path.exists() else 0.0, sample, tuple(parsed.classes))
 
 
-def _checkpoint_stamp(run_dir: Path) -> str:
-    """Which checkpoint the Predictor will load and its mtime: a new best.pt invalidates caches."""
-    ckpts = run_dir / "checkpoints"
-    for name in ("best.pt", "last.pt"):
-        if (ckpts / name).exists():
-            return f"{name}@{(ckpts / name).stat().st_mtime_ns}"
-    return "none"
+@st.cache_data(show_spinner="Drawing augmented samples…", max_entries=16)
+def _augmented(image_path: str, stamp: float, annotation: str, augment_items: tuple, n: int, seed: int, _sample,
+               _classes: tuple[str, ...]):
+    from detcore.data.preview import augmented_previews  # torch: the trainer's own transforms
+
+    return augmented_previews(_sample, list(_classes), dict(augment_items), n=n, seed=seed)
+
+
+def load_augmented_previews(parsed: ParsedDataset, sample, augment: dict, *, n: int, seed: int) -> list:
+    """``n`` random draws of the training augmentation on one dataset image, boxes (and masks) drawn."""
+    path = Path(sample.image_path)
+    items = tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in augment.items()))
+    annotation = hashlib.sha1(sample.boxes.tobytes() + sample.labels.tobytes() + str(sample.mask_path).encode()
+                              + repr(sample.segmentations).encode()).hexdigest()
+    return _augmented(str(path), path.stat().st_mtime if path.exists() else 0.0, annotation, items, n, seed, sample,
+                      tuple(parsed.classes))
 
 
 @st.cache_resource(show_spinner="Loading the model…", max_entries=2)
 def _predictor(run_dir: str, stamp: str):
-    from detcore.inference import Predictor
+    from detcore.inference import Predictor  # torch: loaded with the first model, not with the page
 
     return Predictor.from_run(run_dir, checkpoint="best", device="auto")
 
 
 def load_predictor(run_dir: Path):
     """(Predictor for the run's best checkpoint, the checkpoint stamp that keys prediction caches)."""
-    stamp = _checkpoint_stamp(Path(run_dir))
+    stamp = Run(run_dir).checkpoint_stamp()
     return _predictor(str(run_dir), stamp), stamp
 
 
@@ -93,48 +90,38 @@ class EvaluatedRun:
     samples: list
     detections: list
     ci: object  # per-class bootstrap interval table (pandas), or None when it failed
+    iou_type: str = "bbox"
+    run_dir: str = ""
+    split: str = "test"
 
 
 @st.cache_resource(show_spinner="Evaluating the run (runs the model once over the split)…", max_entries=4)
-def _evaluation(run_dir: str, split: str, stamp: str) -> EvaluatedRun:
-    from detcore.evaluation import run_predictions
-    from detcore.metrics import evaluate_detections
-    from detcore.train.runs import Run
+def _evaluation(run_dir: str, split: str, stamp: str, iou_type: str = "bbox") -> EvaluatedRun:
+    from detcore.evaluation import check_iou_type, check_masks, run_predictions  # torch: runs the model
+    from detcore.metrics.detailed import BOOT_SEED, N_BOOT
 
-    samples, dets = run_predictions(run_dir, split=split)
-    result = evaluate_detections(samples, dets, Run(run_dir).classes())
-    return EvaluatedRun(result, samples, dets, result.bootstrap_ci(n_boot=200, seed=0))
-
-
-def load_evaluation(run_dir: Path, split: str) -> EvaluatedRun:
-    """The run's evaluation on ``split``: computed once per checkpoint, then thresholds only filter."""
-    return _evaluation(str(run_dir), split, _checkpoint_stamp(Path(run_dir)))
+    check_iou_type(run_dir, iou_type)
+    samples, dets = run_predictions(run_dir, split=split)  # cached on disk: bbox and segm share it
+    check_masks(samples, iou_type, Run(run_dir).config().data)
+    result = evaluate_detections(samples, dets, Run(run_dir).classes(), iou_type=iou_type)
+    return EvaluatedRun(result, samples, dets, result.bootstrap_ci(n_boot=N_BOOT, seed=BOOT_SEED), iou_type,
+                        run_dir, split)
 
 
-THRESHOLDS_FILE = "thresholds.json"
+def load_evaluation(run_dir: Path, split: str, iou_type: str = "bbox") -> EvaluatedRun:
+    """The run's evaluation on ``split`` (boxes, or masks with ``iou_type="segm"``): computed once per
+    checkpoint, then thresholds only filter."""
+    return _evaluation(str(run_dir), split, Run(run_dir).checkpoint_stamp(), iou_type)
 
 
-def load_run_thresholds(run_dir: Path) -> dict:
-    """The run's saved score thresholds: ``{"global": float, "per_class": {class: float}}``, or {}."""
-    import json
-
-    path = Path(run_dir) / THRESHOLDS_FILE
-    if not path.is_file():
-        return {}
-    try:
-        saved = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as e:
-        from detcore.errors import DataError
-
-        raise DataError(path, f"unreadable thresholds file: {e}") from None
-    return saved if isinstance(saved, dict) else {}
+@st.cache_data(show_spinner="Running the model on this image for its masks…", max_entries=4)
+def _soft_masks(run_dir: str, stamp: str, image_path: str, image_id: str, score_floor: float):
+    predictor = _predictor(run_dir, stamp)
+    return predictor.predict_soft_masks(load_rgb(image_path), image_id=image_id, score_floor=score_floor)
 
 
-def save_run_thresholds(run_dir: Path, *, global_threshold: float, per_class: dict[str, float]) -> Path:
-    """Write thresholds.json atomically (the Predict page and later sessions read it)."""
-    from detcore.atomic import write_json
-
-    return write_json(Path(run_dir) / THRESHOLDS_FILE, {
-        "global": round(float(global_threshold), 4),
-        "per_class": {name: round(float(v), 4) for name, v in per_class.items()},
-    })
+def load_soft_masks(run_dir: Path, sample, score_floor: float):
+    """(Detections, uint8 mask probabilities or None) of the run's model on one dataset image, so the
+    Evaluate page can draw predicted masks at any mask threshold."""
+    stamp = Run(run_dir).checkpoint_stamp()
+    return _soft_masks(str(run_dir), stamp, str(sample.image_path), sample.image_id, float(score_floor))

@@ -1,4 +1,4 @@
-"""The one process-wide JobRegistry (DESIGN.md §4).
+"""The one process-wide JobRegistry (docs/architecture.md, "Background jobs").
 
 Kept in its own tiny module that rarely changes: ``st.cache_resource`` keys on this function's
 source, so editing it would orphan a running job. Every session, tab and rerun gets the same object,

@@ -12,7 +12,8 @@ from __future__ import annotations
 import streamlit as st
 from streamlit.runtime.pages_manager import PagesManager
 
-from ui.auth import require_password
+from ui.auth import require_access
+from ui.exposure import exposure_banner_ui
 from ui.sidebar import sidebar_ui
 
 
@@ -27,6 +28,7 @@ def _leave_pages_folder_mode() -> None:
 
 def page_shell(title: str) -> None:
     _leave_pages_folder_mode()
-    require_password()  # app.py gates too; this covers a page that ran without app.py (see above)
+    require_access()  # app.py gates too; this covers a page that ran without app.py (see above)
+    exposure_banner_ui()  # bound beyond loopback with no sign-in: say so on every page
     sidebar_ui()
     st.title(title)

@@ -11,6 +11,7 @@ from pathlib import Path
 import streamlit as st
 
 from detcore import paths
+from detcore.data.demo import ensure_demo_dataset
 
 DATASET_KEY = "dataset_path"
 RUN_KEY = "run_dir"
@@ -19,7 +20,6 @@ RUN_KEY = "run_dir"
 @st.cache_resource(show_spinner="Generating the demo dataset (first launch only)…")
 def _demo_dataset(data_root: str) -> str:
     # Keyed by the data root so a changed DETBOARD_DATA (tests, a second checkout) gets its own demo.
-    from detcore.data.demo import ensure_demo_dataset
 
     return str(ensure_demo_dataset())
 

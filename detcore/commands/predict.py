@@ -1,89 +1,127 @@
-"""`python -m detcore predict RUN_DIR IMAGE... [--score-threshold T] [--json | --coco OUT.json]`.
+"""`python -m detcore predict MODEL IMAGE|FOLDER... [--score-threshold T] [--json | --coco OUT.json]`.
 
-Thresholds: ``--score-threshold T`` applies to every class; without it the run's
-``thresholds.json`` (``{"global": t, "per_class": {class: t}}``, written by the Evaluate page) is
-used per class, falling back to 0.5. Results go to stdout (a table, or JSON with ``--json``);
-``--coco`` writes a COCO results file instead. A bad image is an error naming it (exit 2).
+MODEL is a training run directory or a file written by ``export`` (``.onnx`` runs with
+onnxruntime, TorchScript with torch); both give the same detections. A FOLDER stands for the images
+directly inside it (sorted by name). Every image is run on its own, so its detections never depend
+on which other images were given.
+
+Thresholds: ``--score-threshold T`` applies to every class; without it a run's saved thresholds
+(picked and saved on the Evaluate page) are used per class, falling back to 0.5, and an exported
+file uses the thresholds embedded in it. Results go to stdout:
+a table, or with ``--json`` the detection document of docs/detections.md (image name and size,
+xyxy boxes in pixels, class names, scores, RLE masks, the thresholds applied); ``--coco`` writes a
+COCO results file instead. A bad image is an error naming it (exit 2).
+``predict RUN [IMAGE...] --benchmark`` times the run's model instead (p50/p95 ms per image, images/s at
+batch 1, on the IMAGEs or the run's test images; ``detcore/speed.py``) and saves it with the run.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from pathlib import Path
 
 import numpy as np
 
 from detcore.errors import ConfigError, DataError
+from detcore.train.runs import Run
 
-DEFAULT_THRESHOLD = 0.5
-THRESHOLDS_FILE = "thresholds.json"
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser("predict", help="run a trained model on images",
+    p = subparsers.add_parser("predict", help="run a trained or exported model on images",
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("run_dir", help="training run directory")
-    p.add_argument("images", nargs="+", metavar="IMAGE", help="image files")
+    p.add_argument("run_dir", metavar="MODEL", help="training run directory, or an exported .onnx / TorchScript file")
+    p.add_argument("images", nargs="*", metavar="IMAGE", help="image files or folders of images")
     p.add_argument("--score-threshold", type=float, help="keep detections scoring at least T (all classes)")
-    p.add_argument("--checkpoint", default="best", help="best | last | path to a .pt (default: best)")
-    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--checkpoint", help="for a run: best | last | path to a .pt (default: best)")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="for a run (exported files run on the CPU)")
     out = p.add_mutually_exclusive_group()
-    out.add_argument("--json", action="store_true", help="print detections as JSON")
+    out.add_argument("--json", action="store_true", help="print the detections as JSON (docs/detections.md)")
     out.add_argument("--coco", metavar="OUT.json", help="write a COCO results file")
+    p.add_argument("--benchmark", action="store_true",
+                   help="time the model instead (p50/p95 ms per image, images/s at batch 1; detcore/speed.py) on the "
+                        "IMAGEs, else on the run's test images; --json prints the record; saved with the run")
     p.set_defaults(handler=run_predict)
 
 
 def class_thresholds(run_dir: Path, classes: list[str], override: float | None) -> list[float]:
-    """One score threshold per class, from the flag, the run's thresholds.json, or the default."""
+    """One score threshold per class: the flag for every class, else the run's saved thresholds."""
     if override is not None:
-        if not 0.0 <= override <= 1.0:
+        if not (math.isfinite(override) and 0.0 <= override <= 1.0):
             raise ConfigError("--score-threshold", f"must be in [0, 1] (got {override})")
         return [override] * len(classes)
-    path = Path(run_dir) / THRESHOLDS_FILE
-    if not path.is_file():
-        return [DEFAULT_THRESHOLD] * len(classes)
-    try:
-        saved = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as e:
-        raise DataError(path, f"unreadable thresholds file: {e}") from None
-    if not isinstance(saved, dict):
-        raise DataError(path, "expected a JSON object")
-    per_class = saved.get("per_class", saved if "global" not in saved else {})
-    fallback = saved.get("global", DEFAULT_THRESHOLD)
-    values = [per_class.get(c, fallback) for c in classes]
-    if not all(isinstance(v, (int, float)) and 0 <= v <= 1 for v in values):
-        raise DataError(path, f"thresholds must be numbers in [0, 1], got {values}")
-    return [float(v) for v in values]
+    return Run(run_dir).thresholds().for_classes(classes)
+
+
+def image_paths(arguments: list[str]) -> list[Path]:
+    """The image files named, a folder standing for the images directly inside it (sorted)."""
+    paths: list[Path] = []
+    for arg in arguments:
+        path = Path(arg)
+        if path.is_dir():
+            inside = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+            if not inside:
+                raise DataError(path, f"no images in this folder (looked for {', '.join(IMAGE_SUFFIXES)})")
+            paths += inside
+        else:
+            paths.append(path)  # load_rgb names a missing or unreadable file
+    return paths
 
 
 def run_predict(args) -> int:
     from detcore.data.images import load_rgb
-    from detcore.inference import Predictor
+    from detcore.export.runtime import ExportedModel, exported_kind
 
-    paths = [Path(p) for p in args.images]
+    if args.benchmark:
+        if exported_kind(args.run_dir) is not None:
+            raise ConfigError("--benchmark", f"{args.run_dir} is an exported file; --benchmark times a training run "
+                                             "(benchmarks/bench_export.py times exported files)")
+        from detcore.speed import benchmark_command
+
+        args.images = [str(p) for p in image_paths(args.images)]
+        args.checkpoint = args.checkpoint or "best"
+        return benchmark_command(args)
+    if not args.images:
+        raise ConfigError("IMAGE", "name at least one image or folder (or use --benchmark)")
+    paths = image_paths(args.images)
     images = [load_rgb(p) for p in paths]  # DataError names a bad file before the model loads
-    predictor = Predictor.from_run(args.run_dir, checkpoint=args.checkpoint, device=args.device)
-    thresholds = np.asarray(class_thresholds(Path(args.run_dir), predictor.classes, args.score_threshold), np.float32)
-    print(f"predicting {len(images)} image(s) with {predictor.checkpoint_path}", file=sys.stderr)
-    raw = predictor.predict(images, image_ids=[str(p) for p in paths], score_floor=float(thresholds.min()))
+    ids = [str(p) for p in paths]
+    kind = exported_kind(args.run_dir)
+    if kind is not None:
+        if args.checkpoint:
+            raise ConfigError("--checkpoint", f"{args.run_dir} is an exported file; --checkpoint applies to runs only")
+        model = ExportedModel.load(args.run_dir)
+        classes = model.classes
+        thresholds = np.asarray(model.class_thresholds(args.score_threshold), np.float32)
+        source = {"source": str(args.run_dir), "format": kind, "model": model.model_name,
+                  "checkpoint": model.metadata.get("checkpoint")}
+        print(f"predicting {len(images)} image(s) with {args.run_dir} ({kind})", file=sys.stderr)
+        raw = model.predict(images, image_ids=ids, score_floor=float(thresholds.min()))
+    else:
+        from detcore.inference import Predictor
+
+        predictor = Predictor.from_run(args.run_dir, checkpoint=args.checkpoint or "best", device=args.device)
+        classes = predictor.classes
+        thresholds = np.asarray(class_thresholds(Path(args.run_dir), classes, args.score_threshold), np.float32)
+        source = {"source": str(args.run_dir), "format": "run", "model": predictor.model_name,
+                  "checkpoint": predictor.checkpoint_path.name}
+        print(f"predicting {len(images)} image(s) with {predictor.checkpoint_path}", file=sys.stderr)
+        raw = predictor.predict(images, image_ids=ids, score_floor=float(thresholds.min()))
     dets = [d.above(thresholds) for d in raw]
     if args.coco:
-        return _write_coco(Path(args.coco), paths, images, dets, predictor.classes)
+        return _write_coco(Path(args.coco), paths, images, dets, classes)
     if args.json:
-        print(json.dumps(_as_json(paths, images, dets, predictor.classes)))
+        from detcore.detection_schema import detections_document
+
+        rows = [(str(p), img.shape[1], img.shape[0], d) for p, img, d in zip(paths, images, dets)]
+        print(json.dumps(detections_document(rows, classes=classes, thresholds=thresholds, model=source)))
     else:
-        print(_as_table(dets, predictor.classes))
+        print(_as_table(dets, classes))
     return 0
-
-
-def _as_json(paths, images, dets, classes) -> list[dict]:
-    return [{"image": str(p), "width": int(img.shape[1]), "height": int(img.shape[0]),
-             "detections": [{"class": classes[int(l)], "label": int(l), "score": round(float(s), 4),
-                             "box": [round(float(v), 1) for v in b]}
-                            for b, s, l in zip(d.boxes, d.scores, d.labels)]}
-            for p, img, d in zip(paths, images, dets)]
 
 
 def _as_table(dets, classes) -> str:
@@ -109,7 +147,8 @@ def _write_coco(out: Path, paths, images, dets, classes) -> int:
     from detcore.metrics.export import coco_image_id_map, to_coco_detections
 
     ids = coco_image_id_map([d.image_id for d in dets])
-    write_json(out, to_coco_detections(dets, classes, image_id_map=ids))
+    with_masks = any(d.masks is not None for d in dets)  # Mask R-CNN: segmentations as RLE too
+    write_json(out, to_coco_detections(dets, classes, image_id_map=ids, with_masks=with_masks))
     # Which image got which id, so the results file can be joined back to the files.
     listing = [{"id": ids[str(p)], "file_name": str(p), "width": int(img.shape[1]), "height": int(img.shape[0])}
                for p, img in zip(paths, images)]

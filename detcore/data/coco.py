@@ -7,18 +7,24 @@
   ``parsed.meta["category_ids"][i]`` is its id (so exports can write the original ids back).
 - Images without annotations are kept (negatives). Annotations pointing at a missing image or
   category are reported (``missing_image_ref``, ``unknown_category``) and skipped.
+- ``file_name`` comes from the file, so it is untrusted: an absolute name, a drive letter or ``..``
+  that leads outside the dataset folder is refused as ``unsafe_path`` *before* the file system is
+  asked anything, so the report never tells whether such a file exists (an uploaded COCO zip must
+  not be able to show or probe the server's files).
 """
 
 from __future__ import annotations
 
 import json
 import math
+import os
+import re
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from detcore.data.quality import keep_objects, sanitize_boxes
+from detcore.data.quality import MAX_OBJECTS_PER_IMAGE, keep_objects, sanitize_boxes, too_many_objects
 from detcore.errors import DataError
 from detcore.structures import ParsedDataset, Problem, Sample
 
@@ -40,28 +46,63 @@ def _read_json(path: Path) -> dict:
     return obj
 
 
-def _guess_image_root(json_path: Path, images: list[dict]) -> Path:
-    """The folder the ``file_name`` entries are relative to, among the usual places."""
+_DRIVE = re.compile(r"^[A-Za-z]:")
+
+
+def default_dataset_root(json_path: Path) -> Path:
+    """The folder a COCO file belongs to: its own, or the one above an ``annotations/`` folder."""
+    here = json_path.parent
+    return here.parent if here.name.lower() == "annotations" else here
+
+
+def _inside(path: Path, root: Path) -> bool:
+    return path == root or root in path.parents
+
+
+def safe_image_path(root: Path, file_name: str, dataset_root: Path) -> Path | None:
+    """``root / file_name`` when it stays inside ``dataset_root`` (lexically and once symlinks are
+    resolved; an image folder that is itself a link, set up by the admin, may lie elsewhere), else None.
+    Decided without asking whether the file exists."""
+    name = file_name.replace("\\", "/")
+    if not name or "\x00" in name or name.startswith("/") or _DRIVE.match(name):
+        return None
+    path = Path(os.path.normpath(root / name))
+    if not _inside(Path(os.path.abspath(path)), Path(os.path.abspath(dataset_root))):
+        return None
+    real = path.resolve()
+    if not (_inside(real, dataset_root.resolve()) or _inside(real, root.resolve())):
+        return None
+    return path
+
+
+def _guess_image_root(json_path: Path, images: list[dict], dataset_root: Path) -> Path:
+    """The folder the ``file_name`` entries are relative to, among the usual places inside the dataset."""
     here = json_path.parent
     split_name = json_path.stem.removeprefix("instances_")  # annotations/instances_val2017.json -> val2017/
     candidates = [here, here / "images", here.parent / "images", here.parent, here.parent / split_name,
                   here / split_name]
-    names = [str(im.get("file_name", "")) for im in images[:20] if im.get("file_name")]
+    candidates = [c for c in candidates if _inside(Path(os.path.abspath(c)), Path(os.path.abspath(dataset_root)))]
+    names = [str(im.get("file_name", "")) for im in images[:20] if isinstance(im, dict) and im.get("file_name")]
     for folder in candidates:
-        if names and any((folder / n).is_file() for n in names):
+        paths = [safe_image_path(folder, n, dataset_root) for n in names]
+        if any(p is not None and p.is_file() for p in paths):
             return folder
     return here
 
 
-def load_coco_json(json_path: str | Path, image_root: str | Path | None = None) -> ParsedDataset:
+def load_coco_json(json_path: str | Path, image_root: str | Path | None = None, *,
+                   dataset_root: str | Path | None = None) -> ParsedDataset:
+    """Read a COCO instances file. Images must lie inside ``dataset_root`` (default: the JSON's folder,
+    or the folder above ``annotations/``); ``file_name``s leading elsewhere are ``unsafe_path`` problems."""
     json_path = Path(json_path)
+    dataset_root = Path(dataset_root) if dataset_root is not None else default_dataset_root(json_path)
     coco = _read_json(json_path)
     file = str(json_path)
     problems: list[Problem] = []
     categories = _categories(coco.get("categories") or [], file)
     category_ids = sorted(categories)
     index_of = {cid: i for i, cid in enumerate(category_ids)}
-    root = Path(image_root) if image_root is not None else _guess_image_root(json_path, coco["images"])
+    root = Path(image_root) if image_root is not None else _guess_image_root(json_path, coco["images"], dataset_root)
     images = _images(coco["images"], root, file, problems)
     per_image: dict[Any, list[dict]] = {key: [] for key in images}
     for n, ann in enumerate(coco["annotations"]):
@@ -78,7 +119,10 @@ def load_coco_json(json_path: str | Path, image_root: str | Path | None = None) 
             per_image[ann["image_id"]].append(ann)
     samples = []
     for key, im in images.items():
-        sample = _sample(im, root, per_image[key], index_of, file, problems)
+        if len(per_image[key]) > MAX_OBJECTS_PER_IMAGE:  # before a box or a problem is made per object
+            problems.append(too_many_objects(len(per_image[key]), file=file, image_id=str(im["id"])))
+            continue
+        sample = _sample(im, root, per_image[key], index_of, file, problems, dataset_root)
         if sample is not None:
             samples.append(sample)
     return ParsedDataset(format="coco", root=root, classes=[categories[c] for c in category_ids], samples=samples,
@@ -128,9 +172,13 @@ def _box(ann: dict) -> list[float] | None:
 
 
 def _sample(im: dict, root: Path, anns: list[dict], index_of: dict[int, int], file: str,
-            problems: list[Problem]) -> Sample | None:
+            problems: list[Problem], dataset_root: Path) -> Sample | None:
     image_id = str(im["id"])
-    path = root / str(im["file_name"])
+    path = safe_image_path(root, str(im["file_name"]), dataset_root)
+    if path is None:  # reported without touching the path: the report must not say whether it exists
+        problems.append(Problem("unsafe_path", file, f"image id {image_id}: file_name {str(im['file_name'])[:200]!r} "
+                                "is absolute or leads outside the dataset folder; refused", image_id))
+        return None
     if not path.is_file():
         problems.append(Problem("missing_image", str(path), f"listed in {Path(file).name} but not on disk; skipped",
                                 image_id))

@@ -13,11 +13,11 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
-from PIL import Image
+from pycocotools import mask as coco_mask
 from torchvision import tv_tensors
 from torchvision.transforms import v2
 
-from detcore.data.images import load_rgb
+from detcore.data.images import load_rgb, open_file
 from detcore.errors import DataError
 from detcore.structures import Sample
 
@@ -31,7 +31,9 @@ def build_transforms(train: bool, augment: dict | None = None) -> v2.Compose:
     """Transforms for training (augmented) or evaluation (tensor conversion only).
 
     ``augment`` keys: ``hflip`` (probability), ``rotate`` (max degrees, the tutorial used 180),
-    ``scale_jitter`` ([lo, hi] zoom of the content), ``color_jitter`` (brightness/contrast/saturation strength).
+    ``scale_jitter`` (F: zoom of the content in [1 - F, 1 + F]; or a [lo, hi] range),
+    ``color_jitter`` (brightness/contrast/saturation strength). A rotated box is the box around
+    its rotated corners, so it still encloses the object (and its mask, which rotates with it).
     """
     steps: list[Callable] = [v2.ToImage()]
     augment = augment or {}
@@ -41,7 +43,8 @@ def build_transforms(train: bool, augment: dict | None = None) -> v2.Compose:
         if augment.get("rotate"):
             steps.append(v2.RandomRotation(degrees=float(augment["rotate"])))
         if augment.get("scale_jitter"):
-            lo, hi = augment["scale_jitter"]
+            jitter = augment["scale_jitter"]
+            lo, hi = jitter if isinstance(jitter, (list, tuple)) else (1 - float(jitter), 1 + float(jitter))
             steps.append(v2.RandomAffine(degrees=0.0, scale=(float(lo), float(hi))))
         if augment.get("color_jitter"):
             c = float(augment["color_jitter"])
@@ -55,7 +58,7 @@ def _instance_masks(sample: Sample, height: int, width: int) -> np.ndarray:
     """(N, H, W) uint8 masks from an instance-id PNG or COCO polygons/RLE; a box is the fallback."""
     n = sample.num_objects
     if sample.mask_path is not None:
-        ids = np.asarray(Image.open(sample.mask_path))
+        ids = np.asarray(open_file(sample.mask_path))
         if ids.shape[:2] != (height, width):
             raise DataError(sample.mask_path, f"mask is {ids.shape[1]}x{ids.shape[0]} but the image is {width}x{height}")
         return np.stack([(ids == i) for i in (sample.mask_ids or [])]).astype(np.uint8) if n else \
@@ -72,8 +75,6 @@ def _instance_masks(sample: Sample, height: int, width: int) -> np.ndarray:
 
 
 def _decode_coco_segmentation(seg: Any, height: int, width: int) -> np.ndarray:
-    from pycocotools import mask as coco_mask
-
     if isinstance(seg, list):  # polygons: one object may have several parts
         rle = coco_mask.merge(coco_mask.frPyObjects(seg, height, width))
     elif isinstance(seg, dict) and isinstance(seg.get("counts"), list):  # uncompressed RLE

@@ -1,4 +1,4 @@
-"""Decode one image file into RGB uint8 (DESIGN.md §2: RGBA/greyscale/palette/16-bit → RGB,
+"""Decode one image file into RGB uint8 (RGBA/greyscale/palette/16-bit → RGB,
 EXIF orientation applied). The only place pixels are decoded from disk."""
 
 from __future__ import annotations
@@ -14,6 +14,17 @@ from detcore.errors import DataError
 
 # PIL refuses images above 2 * MAX_IMAGE_PIXELS and warns above it; we turn both into a clear error.
 MAX_IMAGE_PIXELS = 89_478_485  # PIL's default (~ 89.5 MP)
+# The only decoders Pillow may pick (its format names). Left to itself Pillow chooses one by content,
+# whatever the file is called: an EPS renamed .png would reach Ghostscript when it is installed
+# (hostile walk, finding 13). "JPEG" also opens MPO, the multi-picture JPEG many phone cameras write.
+IMAGE_FORMATS = ("JPEG", "PNG", "BMP", "TIFF", "WEBP", "GIF")
+NOT_ACCEPTED = "not an image in an accepted format (JPEG, PNG, BMP, TIFF, WebP or GIF)"
+
+
+def open_file(source) -> Image.Image:
+    """``PIL.Image.open`` limited to :data:`IMAGE_FORMATS` (lazy: reads the header). Every image or mask
+    file detcore opens goes through here; anything else raises ``PIL.UnidentifiedImageError``."""
+    return Image.open(source, formats=IMAGE_FORMATS)
 
 
 def _to_rgb(img: Image.Image) -> Image.Image:
@@ -46,7 +57,7 @@ def open_image(source: str | Path | bytes, *, name: str | None = None) -> Image.
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(fp) as img:
+            with open_file(fp) as img:
                 w, h = img.size
                 if w * h > MAX_IMAGE_PIXELS:
                     raise DataError(label, f"image is {w}x{h} = {w * h:,} pixels, above the "
@@ -59,9 +70,11 @@ def open_image(source: str | Path | bytes, *, name: str | None = None) -> Image.
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
         raise DataError(label, f"refused as a decompression bomb: {e}") from None
     except UnidentifiedImageError:
-        raise DataError(label, "not an image file (PIL cannot identify it)") from None
+        raise DataError(label, NOT_ACCEPTED) from None
     except FileNotFoundError:
         raise DataError(label, "image file not found") from None
+    except IsADirectoryError:
+        raise DataError(label, "is a folder, not an image file") from None
     except (OSError, SyntaxError, ValueError) as e:
         raise DataError(label, f"unreadable or truncated image: {e}") from None
 
@@ -86,11 +99,13 @@ def displayed_size(img: Image.Image) -> tuple[int, int]:
 def image_size(path: str | Path) -> tuple[int, int]:
     """(width, height) from the header only, with EXIF rotation accounted for. Raises DataError."""
     try:
-        with Image.open(path) as img:
+        with open_file(path) as img:
             return displayed_size(img)
     except UnidentifiedImageError:
-        raise DataError(path, "not an image file (PIL cannot identify it)") from None
+        raise DataError(path, NOT_ACCEPTED) from None
     except FileNotFoundError:
         raise DataError(path, "image file not found") from None
+    except IsADirectoryError:
+        raise DataError(path, "is a folder, not an image file") from None
     except OSError as e:
         raise DataError(path, f"unreadable image: {e}") from None

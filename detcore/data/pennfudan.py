@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from detcore.data.images import NOT_ACCEPTED, open_file
 from detcore.data.quality import sanitize_boxes
 from detcore.errors import DataError
 from detcore.structures import ParsedDataset, Problem, Sample
@@ -50,7 +51,7 @@ def read_text_boxes(path: Path) -> np.ndarray:
 
 
 def _read_mask(path: Path) -> np.ndarray:
-    with Image.open(path) as img:
+    with open_file(path) as img:
         if img.mode not in ("L", "P", "I", "I;16", "I;16B", "I;16L"):
             raise ValueError(f"mode {img.mode} is not an instance-id mask")
         return np.asarray(img)
@@ -88,7 +89,10 @@ def _read_sample(image_path: Path, mask_path: Path, txt_path: Path, problems: li
     stem = image_path.stem
     try:
         mask = _read_mask(mask_path)
-    except (OSError, ValueError, UnidentifiedImageError) as e:
+    except UnidentifiedImageError:
+        problems.append(Problem("unreadable_annotation", str(mask_path), f"cannot read the mask: {NOT_ACCEPTED}", stem))
+        return None
+    except (OSError, ValueError, Image.DecompressionBombError) as e:
         problems.append(Problem("unreadable_annotation", str(mask_path), f"cannot read the mask: {e}", stem))
         return None
     boxes, ids = boxes_from_instance_mask(mask)

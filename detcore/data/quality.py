@@ -23,6 +23,14 @@ Annotation problems (raised by the readers):
   ``missing_image_ref``    COCO annotation pointing at an image id that is not in ``images``
   ``unknown_category``     COCO annotation pointing at a category id that is not in ``categories``
   ``duplicate_image``      COCO image id or file listed twice (first kept)
+  ``unsafe_path``          COCO ``file_name`` absolute or leading outside the dataset folder (refused
+                           without checking whether it exists)
+  ``malformed_line``       YOLO label line that is neither ``class cx cy w h`` nor a polygon (line dropped)
+  ``too_many_objects``     more than MAX_OBJECTS_PER_IMAGE (1,000) objects on one image (image not loaded;
+                           VOC files stop being parsed at the cap)
+YOLO labels reuse ``unknown_class`` (class index outside the names), ``box_clipped`` / ``degenerate_box``
+(normalised coordinates outside 0..1), ``missing_image`` (label file without image), ``duplicate_image``
+(two images for one label file) and ``no_objects`` (no or empty label file: a negative image).
 
 Image problems (found by :func:`verify_images`, which opens headers only):
   ``missing_image``, ``not_an_image``, ``unreadable_image``, ``truncated_image``,
@@ -41,10 +49,30 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from detcore.data.images import MAX_IMAGE_PIXELS, displayed_size
+from detcore.data.images import MAX_IMAGE_PIXELS, NOT_ACCEPTED, displayed_size, open_file
 from detcore.structures import ParsedDataset, Problem, Sample
 
 _SPELLING_NOISE = re.compile(r"[\s\-_]+")
+# Objects on one image above which the image is refused (``too_many_objects``). Real datasets stay far
+# below it (COCO's busiest image has 93 objects, dense retail shelves ~700); above it one image costs
+# torchvision's matcher an objects x anchors matrix of gigabytes (hostile walk, finding 8: 10^6 boxes).
+MAX_OBJECTS_PER_IMAGE = 1000
+
+
+def too_many_objects(count: int, *, file: str, image_id: str | None, at_least: bool = False) -> Problem:
+    return Problem("too_many_objects", file, f"{'more than ' if at_least else ''}{count:,} objects on one image, "
+                   f"above the limit of {MAX_OBJECTS_PER_IMAGE:,} objects per image; image not loaded", image_id)
+
+
+def drop_crowded_samples(parsed: ParsedDataset) -> list[Problem]:
+    """Remove samples with more than MAX_OBJECTS_PER_IMAGE objects and return their problems (the readers
+    refuse such images early; this is the check every format passes through)."""
+    crowded = [s for s in parsed.samples if s.num_objects > MAX_OBJECTS_PER_IMAGE]
+    if not crowded:
+        return []
+    parsed.samples = [s for s in parsed.samples if s.num_objects <= MAX_OBJECTS_PER_IMAGE]
+    return [too_many_objects(s.num_objects, file=str(s.annotation_path or s.image_path), image_id=s.image_id)
+            for s in crowded]
 
 
 def class_key(name: str) -> str:
@@ -189,7 +217,7 @@ def _read_header(path: Path) -> tuple[tuple[int, int] | None, str | None, str | 
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as img:
+            with open_file(path) as img:
                 w, h = img.size
                 if w * h > MAX_IMAGE_PIXELS:
                     return None, "decompression_bomb", (f"{w}x{h} = {w * h:,} pixels is above the "
@@ -202,7 +230,7 @@ def _read_header(path: Path) -> tuple[tuple[int, int] | None, str | None, str | 
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
         return None, "decompression_bomb", f"refused by PIL as a decompression bomb: {e}"
     except UnidentifiedImageError:
-        return None, "not_an_image", "PIL cannot identify this file as an image"
+        return None, "not_an_image", NOT_ACCEPTED
     except (OSError, SyntaxError, ValueError) as e:
         kind = "truncated_image" if "truncat" in str(e).lower() else "unreadable_image"
         return None, kind, f"cannot decode the image: {e}"

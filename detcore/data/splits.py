@@ -11,9 +11,14 @@ readers return samples sorted by image file name, the tutorials' ``sorted(os.lis
   ``sorted(os.listdir('images'))[-170:]``).
 - ``"holdout"``: a fixed count ``n`` of test images picked at random with ``seed`` (use it when the
   test set must stay the same size as the dataset grows).
-- ``"imagesets"``: VOCdevkit ``ImageSets/Main`` lists under ``root``: ``test.txt`` is the test set
-  (``val.txt`` when there is no ``test.txt``), ``train.txt`` (or ``trainval.txt`` minus test) the
-  training set, ``val.txt`` the validation set when ``test.txt`` exists.
+- ``"imagesets"``: the split the dataset itself gives (``given``, from ``ParsedDataset.meta["given_split"]``):
+  VOCdevkit ``ImageSets/Main/*.txt`` lists (:func:`read_imagesets`) or YOLO ``train/val/test`` folders
+  (:mod:`detcore.data.yolo`). Its parts map the same way for both: ``test`` is the test set (``val``
+  when there is no ``test``), ``train`` (or ``trainval`` minus test) the training set, ``val`` the
+  validation set when ``test`` exists. Without ``given``, the lists under ``root`` are read.
+
+A given split is represented once, as ``{"source": str, "parts": {"train"|"val"|"test"|"trainval": [ids]}}``
+(:func:`given_split`); readers put it in ``ParsedDataset.meta["given_split"]``.
 
 A validation part (``val_fraction``) is drawn from what is left for training, after the test set,
 with the same seeded generator, so adding a validation part never changes the test set.
@@ -46,8 +51,29 @@ class Split:
         return getattr(self, name)
 
 
+GIVEN_PARTS = ("train", "val", "test", "trainval")  # also the order parts are listed in
+
+
+def given_split(parts: dict[str, list[str]], source: str) -> dict:
+    """The one representation of a split given by the dataset (kept in ``ParsedDataset.meta["given_split"]``)."""
+    unknown = set(parts) - set(GIVEN_PARTS)
+    if unknown:
+        raise ValueError(f"unknown split part(s) {sorted(unknown)}")
+    return {"source": source, "parts": {k: list(parts[k]) for k in GIVEN_PARTS if k in parts}}
+
+
+def read_imagesets(root: str | Path) -> dict | None:
+    """VOCdevkit ``ImageSets/Main/{train,val,trainval,test}.txt`` under ``root`` as a given split, or
+    None when there is no such list."""
+    main = Path(root) / "ImageSets" / "Main"
+    lists = {name: _read_list(main / f"{name}.txt") for name in GIVEN_PARTS}
+    lists = {k: v for k, v in lists.items() if v is not None}
+    return given_split(lists, "ImageSets/Main") if lists else None
+
+
 def make_split(image_ids: list[str], method: str = "random", *, test_fraction: float = 0.2, seed: int = 1234,
-               n: int | None = None, root: str | Path | None = None, val_fraction: float = 0.0) -> Split:
+               n: int | None = None, root: str | Path | None = None, val_fraction: float = 0.0,
+               given: dict | None = None) -> Split:
     ids = list(image_ids)
     if len(set(ids)) != len(ids):
         raise ConfigError("image_ids", "image ids must be unique")
@@ -57,7 +83,7 @@ def make_split(image_ids: list[str], method: str = "random", *, test_fraction: f
         raise ConfigError("val_fraction", f"{val_fraction} is outside [0, 1)")
     params: dict = {"seed": seed}
     if method == "imagesets":
-        return _imagesets_split(ids, root, params)
+        return _given_split(ids, given if given is not None else _imagesets_at(root), params)
     rng = random.Random(seed)
     if method == "random":
         count = n if n is not None else _fraction_count(len(ids), test_fraction)
@@ -97,25 +123,41 @@ def _read_list(path: Path) -> list[str] | None:
     return [line.split()[0] for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
-def _imagesets_split(ids: list[str], root: str | Path | None, params: dict) -> Split:
+def _imagesets_at(root: str | Path | None) -> dict:
     if root is None:
-        raise ConfigError("root", "the imagesets method needs the dataset root")
-    main = Path(root) / "ImageSets" / "Main"
-    lists = {name: _read_list(main / f"{name}.txt") for name in ("train", "val", "trainval", "test")}
-    test = lists["test"] if lists["test"] is not None else lists["val"]
+        raise ConfigError("root", "the imagesets method needs the split the dataset gives (VOC ImageSets/Main "
+                                  "lists or YOLO train/val/test folders) or the dataset root to read it from")
+    found = read_imagesets(root)
+    if found is None:
+        raise DataError(root, "the dataset gives no split: no ImageSets/Main/test.txt, val.txt or train.txt (VOC) "
+                              "and no train/val/test folders (YOLO); choose another split method")
+    return found
+
+
+def _given_split(ids: list[str], given: dict, params: dict) -> Split:
+    source, lists = given.get("source", "dataset"), given.get("parts") or {}
+    where = f"the dataset's {source}"
+    test = lists.get("test") if lists.get("test") is not None else lists.get("val")
     if test is None:
-        raise DataError(main, "no test.txt or val.txt to take the test set from")
-    val = lists["val"] if lists["test"] is not None and lists["val"] is not None else []
-    if lists["train"] is not None:
+        raise DataError(where, "has no test or val part to take the test set from")
+    val = lists["val"] if lists.get("test") is not None and lists.get("val") is not None else []
+    if lists.get("train") is not None:
         train = lists["train"]
-    elif lists["trainval"] is not None:
-        train = [i for i in lists["trainval"] if i not in set(test) | set(val)]
+    elif lists.get("trainval") is not None:
+        held = set(test) | set(val)
+        train = [i for i in lists["trainval"] if i not in held]
     else:
-        raise DataError(main, "no train.txt or trainval.txt to take the training set from")
+        raise DataError(where, "has no train (or trainval) part to take the training set from")
     present = set(ids)
-    params.update({"root": str(root), "missing_ids": sum(i not in present for i in [*train, *test, *val])})
+    listed = {*train, *test, *val}
+    params.update({"source": source, "missing_ids": sum(i not in present for i in [*train, *test, *val]),
+                   "unassigned_ids": sum(i not in listed for i in ids)})
     keep = lambda part: [i for i in part if i in present]  # noqa: E731  (lists may name absent images)
-    return Split(train=keep(train), test=keep(test), val=keep(val), method="imagesets", params=params)
+    split = Split(train=keep(train), test=keep(test), val=keep(val), method="imagesets", params=params)
+    overlap = (set(split.train) & set(split.test)) | (set(split.val) & (set(split.train) | set(split.test)))
+    if overlap:
+        raise DataError(where, f"{len(overlap)} image(s) are in more than one part (first: {sorted(overlap)[0]})")
+    return split
 
 
 def save_split(split: Split, path: str | Path) -> Path:

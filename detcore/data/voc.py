@@ -3,7 +3,12 @@
 Layouts (folder names matched case-insensitively):
   - Face Mask: ``images/`` + ``annotations/``; the XML ``<filename>`` names the image. When it names
     no file, the image with the XML's stem is used and ``filename_mismatch`` is reported.
-  - VOCdevkit: ``JPEGImages/`` + ``Annotations/`` (+ ``ImageSets/Main/*.txt``, used by splits).
+  - VOCdevkit: ``JPEGImages/`` + ``Annotations/`` (+ ``ImageSets/Main/*.txt``: the split the dataset
+    gives, kept in ``meta["given_split"]`` for the ``imagesets`` split method).
+  - any other annotation folder beside ``images/`` (or ``JPEGImages/``, ``imgs/``) — ``annots/``,
+    ``labels/``, ``xml/``, ... — found by content: it holds ``.xml`` files whose root element is
+    ``<annotation>`` (so YOLO's ``labels/`` of ``.txt`` files or COCO's ``annotations/`` of JSON are
+    not taken for VOC). Layout name ``"<images>+<annotations>"``, e.g. ``"images+annots"``.
   - flat: ``.xml`` files beside their images in one folder (LabelImg's default).
 
 Coordinates are kept exactly as written (x1 = xmin, x2 = xmax, continuous; no +1/-1 arithmetic),
@@ -13,8 +18,10 @@ unique names; case/space/hyphen variants are normalised and reported.
 
 Speed: one XML file becomes a small JSON-able record; records are cached in memory and in an
 on-disk index (outside the dataset, see :func:`index_cache_dir`) keyed by file size + mtime, so a
-second load of an unchanged folder re-parses nothing. Safety: files declaring entities (an ENTITY or
-a DOCTYPE internal subset) are refused before parsing: no entity expansion, no external entities.
+second load of an unchanged folder re-parses nothing. Safety: the parser itself (expat, which detects
+the encoding — UTF-8, UTF-16 with or without a BOM, Latin-1 ... — exactly as ElementTree does) stops at
+a DOCTYPE internal subset or any entity declaration, so a file declaring entities is refused
+(``unsafe_xml``) whatever its encoding: no entity expansion, no external entities, nothing fetched.
 """
 
 from __future__ import annotations
@@ -23,7 +30,9 @@ import hashlib
 import json
 import os
 import re
+import warnings
 import xml.etree.ElementTree as ET
+from xml.parsers import expat
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -31,15 +40,14 @@ from typing import Any
 import numpy as np
 
 from detcore import atomic
-from detcore.data.quality import canonical_class_names, clip_to_images, clipped_problem, degenerate_problem
+from detcore.data.quality import (MAX_OBJECTS_PER_IMAGE, canonical_class_names, clip_to_images, clipped_problem,
+                                  degenerate_problem, too_many_objects)
+from detcore.data.splits import read_imagesets
 from detcore.errors import DataError
 from detcore.structures import ParsedDataset, Problem, Sample
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif")
 _RECORD_VERSION = 1  # bump when the record layout changes: old on-disk indexes are then ignored
-# Entity declarations (billion laughs, external entities) live in a DOCTYPE's internal subset "[...]";
-# a bare <!DOCTYPE annotation> declares nothing, and ElementTree never fetches an external DTD.
-_UNSAFE_XML = re.compile(rb"<!\s*ENTITY|<!\s*DOCTYPE[^>\[]*\[", re.IGNORECASE)
 _MEMORY_INDEX: dict[str, dict[str, list]] = {}  # annotations dir -> {name: [size, mtime_ns, record]}
 
 
@@ -51,15 +59,68 @@ def parse_voc_xml(data: bytes) -> dict[str, Any]:
     ``objects`` rows are ``[name, x1, y1, x2, y2, difficult, truncated]`` with coordinates None when
     the object cannot be used; its problem is then in ``problems`` as ``[kind, detail]``.
     """
-    probe = data.decode("utf-16", "ignore").encode() if b"\x00" in data[:256] else data
-    if _UNSAFE_XML.search(probe):
-        return _failed("unsafe_xml", "declares entities (DOCTYPE internal subset); refused to parse "
-                                     "(entity expansion guard)")
     try:
-        root = ET.fromstring(data)
-    except (ET.ParseError, LookupError, ValueError) as e:  # LookupError: an unknown declared encoding
-        return _recover_with_soup(data, str(e))
+        root = parse_guarded(data)
+    except _Declares as e:
+        return _failed("unsafe_xml", f"declares {e}; refused to parse (entity expansion guard)")
+    except _TooManyObjects:
+        return _too_many(MAX_OBJECTS_PER_IMAGE, at_least=True)
+    except (expat.ExpatError, LookupError, ValueError) as e:  # LookupError: an unknown declared encoding
+        return _recover_with_soup(data, str(e))  # html.parser knows no DTD: it expands no entity either
     return _record_from_tree(_EtNode(root), recovered_from=None)
+
+
+def _too_many(count: int, *, at_least: bool = False) -> dict[str, Any]:
+    problem = too_many_objects(count, file="", image_id=None, at_least=at_least)
+    return _failed(problem.kind, problem.detail)
+
+
+class _Declares(Exception):
+    """Raised from inside the parser at the first DOCTYPE internal subset or entity declaration."""
+
+
+class _TooManyObjects(Exception):
+    """Raised from inside the parser at the first <object> beyond MAX_OBJECTS_PER_IMAGE."""
+
+
+def _refuse_doctype(name, system_id, public_id, has_internal_subset) -> None:
+    if has_internal_subset:  # a bare <!DOCTYPE annotation> declares nothing and is read as usual
+        raise _Declares("a DOCTYPE internal subset")
+
+
+def _refuse_entity(name, *_args) -> None:
+    raise _Declares(f"entity {name!r}")
+
+
+def parse_guarded(data: bytes) -> ET.Element:
+    """``data`` parsed into an ElementTree element by expat, refusing (``_Declares``) a DOCTYPE
+    internal subset or an entity declaration as soon as the parser meets it — before anything is
+    expanded. The guard sits in the parser, not in a pattern over the bytes, so it holds in every
+    encoding expat reads (the walk's bypass: UTF-16BE without a BOM, which a byte pattern decoded
+    as little-endian). Parsing also stops (``_TooManyObjects``) at the first ``<object>`` beyond
+    MAX_OBJECTS_PER_IMAGE. Raises ``expat.ExpatError`` for XML that is not well-formed."""
+    builder = ET.TreeBuilder()
+    parser = expat.ParserCreate()  # no encoding given: detected from the BOM / declaration, as ET does
+    parser.buffer_text = True
+    objects = 0
+
+    def start(tag: str, attrs: dict) -> None:
+        nonlocal objects
+        if tag == "object":
+            objects += 1
+            if objects > MAX_OBJECTS_PER_IMAGE:  # stop before the tree holds a million objects
+                raise _TooManyObjects()
+        builder.start(tag, attrs)
+
+    parser.StartElementHandler = start
+    parser.EndElementHandler = builder.end
+    parser.CharacterDataHandler = builder.data
+    parser.StartDoctypeDeclHandler = _refuse_doctype
+    parser.EntityDeclHandler = _refuse_entity
+    parser.UnparsedEntityDeclHandler = _refuse_entity
+    parser.ExternalEntityRefHandler = _refuse_entity
+    parser.Parse(data, True)
+    return builder.close()
 
 
 def _failed(kind: str, detail: str) -> dict[str, Any]:
@@ -67,8 +128,6 @@ def _failed(kind: str, detail: str) -> dict[str, Any]:
 
 
 def _recover_with_soup(data: bytes, error: str) -> dict[str, Any]:
-    import warnings
-
     from bs4 import BeautifulSoup, XMLParsedAsHTMLWarning  # only broken files pay for the lenient parser
 
     with warnings.catch_warnings():  # html.parser is chosen on purpose: it is the lenient one
@@ -109,12 +168,15 @@ class _SoupNode:
         return None if child is None else _SoupNode(child)
 
     def objects(self) -> list["_SoupNode"]:
-        return [_SoupNode(o) for o in self.tag.find_all("object")]
+        return [_SoupNode(o) for o in self.tag.find_all("object", limit=MAX_OBJECTS_PER_IMAGE + 1)]
 
 
 def _record_from_tree(root: Any, *, recovered_from: str | None) -> dict[str, Any]:
     problems: list[list[str]] = []
-    objects = [_object_row(o, i, problems) for i, o in enumerate(root.objects())]
+    nodes = root.objects()
+    if len(nodes) > MAX_OBJECTS_PER_IMAGE:  # the lenient parser's tree (the strict one stopped at the cap)
+        return _too_many(len(nodes), at_least=len(nodes) == MAX_OBJECTS_PER_IMAGE + 1)
+    objects = [_object_row(o, i, problems) for i, o in enumerate(nodes)]
     if recovered_from is not None:
         problems.insert(0, ["malformed_xml", f"not well-formed XML ({recovered_from}); recovered "
                                              f"{sum(r[1] is not None for r in objects)} object(s) leniently"])
@@ -251,20 +313,75 @@ def _holds(folder: Path, suffixes: tuple[str, ...]) -> bool:
         return any(e.name.lower().endswith(suffixes) for e in entries)
 
 
+IMAGE_DIR_NAMES = ("JPEGImages", "images", "imgs")
+# When several folders hold VOC XML, the first of these names wins; others are only found by content.
+ANNOTATION_DIR_NAMES = ("annotations", "annots", "labels", "xml", "annotation")
+_FIRST_TAG = re.compile(rb"<([A-Za-z_][\w.:-]*)")
+_COMMENT = re.compile(rb"<!--.*?-->", re.DOTALL)
+_SNIFF_FILES = 5
+
+
+def is_voc_annotation(head: bytes) -> bool:
+    """Whether the start of an XML file opens an ``<annotation>`` element (its root, after the
+    prolog and comments). Decided on the first few KB, without parsing the file."""
+    if head[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        head = head.decode("utf-16", "ignore").encode()
+    elif head[:2] in (b"\x00<", b"<\x00"):  # UTF-16 without a BOM: the first character tells the byte order
+        head = head.decode("utf-16-be" if head[0] == 0 else "utf-16-le", "ignore").encode()
+    match = _FIRST_TAG.search(_COMMENT.sub(b"", head))
+    return match is not None and match.group(1).split(b":")[-1].lower() == b"annotation"
+
+
+def holds_voc_xml(folder: Path) -> bool:
+    """Whether ``folder`` holds VOC annotation files (checks the first few ``.xml`` by content)."""
+    try:
+        with os.scandir(folder) as entries:
+            xml = sorted(e.path for e in entries if e.name.lower().endswith(".xml") and e.is_file())
+    except OSError:
+        return False
+    for path in xml[:_SNIFF_FILES]:
+        try:
+            with open(path, "rb") as f:
+                if is_voc_annotation(f.read(4096)):
+                    return True
+        except OSError:
+            continue
+    return False
+
+
+def _annotation_dir(root: Path, image_dir: Path) -> Path | None:
+    """The folder beside ``image_dir`` that holds VOC XML, found by content; preferred names first."""
+    try:
+        folders = sorted((Path(e.path) for e in os.scandir(root) if e.is_dir() and not e.name.startswith(".")),
+                         key=lambda p: p.name)
+    except OSError:
+        return None
+    rank = {name: i for i, name in enumerate(ANNOTATION_DIR_NAMES)}
+    folders.sort(key=lambda p: rank.get(p.name.lower(), len(rank)))
+    for folder in folders:
+        if folder != image_dir and holds_voc_xml(folder):
+            return folder
+    return None
+
+
 def find_voc_layout(root: str | Path, *, require_xml: bool = True) -> tuple[Path, Path, str] | None:
     """(annotations dir, images dir, layout name) if ``root`` looks like a VOC folder, else None.
-    ``require_xml``: the annotations folder must hold an .xml (what tells VOC from COCO's annotations/)."""
+    ``require_xml``: the annotations folder must hold VOC XML (an ``<annotation>`` root), which tells
+    VOC from COCO's ``annotations/`` (JSON) and YOLO's ``labels/`` (text)."""
     root = Path(root)
-    ann, jpeg = _subdir(root, "Annotations"), _subdir(root, "JPEGImages")
-    if ann is None:  # LabelImg's default: each .xml saved next to its image
-        return (root, root, "flat") if _holds(root, (".xml",)) and _holds(root, IMAGE_SUFFIXES) else None
-    if require_xml and not _holds(ann, (".xml",)):
-        return None  # e.g. a COCO folder also has annotations/ + images/, but with JSON in it
-    if jpeg is not None:
-        return ann, jpeg, "vocdevkit"
-    images = _subdir(root, "images")
+    images = _subdir(root, *IMAGE_DIR_NAMES)
     if images is not None:
-        return ann, images, "facemask"
+        ann = _annotation_dir(root, images)
+        if ann is None and not require_xml:  # a VOC folder whose annotations are all broken: still read it
+            ann = _subdir(root, *ANNOTATION_DIR_NAMES)
+        if ann is not None:
+            if images.name.lower() == "jpegimages":
+                return ann, images, "vocdevkit"
+            if (images.name.lower(), ann.name.lower()) == ("images", "annotations"):
+                return ann, images, "facemask"
+            return ann, images, f"{images.name}+{ann.name}"
+    if _holds(root, (".xml",)) and _holds(root, IMAGE_SUFFIXES) and (not require_xml or holds_voc_xml(root)):
+        return root, root, "flat"  # LabelImg's default: each .xml saved next to its image
     return None
 
 
@@ -288,8 +405,8 @@ def load_voc_folder(root: str | Path, *, classes: list[str] | None = None, use_c
     root = Path(root)
     layout = find_voc_layout(root, require_xml=False)
     if layout is None:
-        raise DataError(root, "not a VOC folder: expected annotations/ + images/, Annotations/ + JPEGImages/, "
-                              "or .xml files beside their images")
+        raise DataError(root, "not a VOC folder: expected images/ (or JPEGImages/) beside a folder of VOC .xml "
+                              "files (annotations/, annots/, labels/, xml/, ...), or .xml files beside their images")
     ann_dir, img_dir, layout_name = layout
     records = read_annotation_records(ann_dir, use_cache=use_cache)
     known = classes if classes is not None else read_class_list(root)
@@ -301,8 +418,12 @@ def load_voc_folder(root: str | Path, *, classes: list[str] | None = None, use_c
         builder.add(ann_dir / name, records[name])
     samples = sorted(builder.build(), key=lambda s: s.image_path.name)  # the tutorials sort file names
     builder.report_orphans()
+    meta = {"layout": layout_name, "annotation_dir": str(ann_dir), "image_dir": str(img_dir)}
+    given = read_imagesets(root)
+    if given is not None:
+        meta["given_split"] = given
     return ParsedDataset(format="voc", root=root, classes=class_list, samples=samples,
-                         problems=builder.problems, meta={"layout": layout_name})
+                         problems=builder.problems, meta=meta)
 
 
 class _SampleBuilder:
@@ -327,6 +448,8 @@ class _SampleBuilder:
         for kind, detail in record["problems"]:
             self.problems.append(Problem(kind, file, detail, stem))
         if not record["ok"]:
+            if record["problems"][0][0] == "too_many_objects" and stem in self.by_stem:
+                self.used.add(self.by_stem[stem])  # its image is not an orphan: it was refused, and said so
             return
         image_name = self._resolve_image(file, stem, record.get("filename"))
         if image_name is None:

@@ -1,6 +1,6 @@
 """Detection metrics: pycocotools-exact COCO AP/AR, VOC AP, and threshold science.
 
-Entry points (docs/contracts.md "Metrics"): ``evaluate_detections`` → ``EvaluationResult``,
+Entry points (docs/architecture.md, "Entry points between modules"): ``evaluate_detections`` → ``EvaluationResult``,
 ``load_coco_files``; ``voc.evaluate_voc``; ``export.to_coco_gt`` / ``to_coco_detections``.
 """
 

@@ -15,6 +15,8 @@ import numpy as np
 
 from detcore.errors import DataError
 from detcore.metrics import masks as mask_ops
+from detcore.metrics.inputs import flatten_inputs
+from detcore.metrics.result import evaluate_flat
 from detcore.structures import Detections, Sample
 
 
@@ -28,11 +30,33 @@ def _read_json(path: str | Path):
         raise DataError(path, f"not readable JSON ({e})") from None
 
 
+def _is_number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)  # JSON true is a Python int
+
+
+def _shown(v) -> str:
+    """A value as the JSON file spells it (NaN, Infinity, true), so the user can find it."""
+    return json.dumps(v, allow_nan=True)
+
+
 def _xywh(ann: dict, path, what: str) -> list[float]:
     box = ann.get("bbox")
-    if not (isinstance(box, list) and len(box) == 4 and all(isinstance(v, (int, float)) for v in box)):
-        raise DataError(path, f"{what} has no valid 'bbox' [x, y, w, h]")
+    if not (isinstance(box, list) and len(box) == 4 and all(_is_number(v) for v in box)):
+        raise DataError(path, f"{what} has no valid 'bbox' [x, y, w, h] (got {_shown(box)})")
+    if not all(np.isfinite(box)):
+        raise DataError(path, f"{what} has a non-finite 'bbox' {_shown(box)}")
+    for value, side in zip(box[2:], ("width", "height")):
+        if value < 0:
+            raise DataError(path, f"{what} has a negative {side} in 'bbox' {_shown(box)} ([x, y, width, height])")
     return [float(v) for v in box]
+
+
+def _number(value, path, what: str, key: str) -> float:
+    if not _is_number(value):
+        raise DataError(path, f"{what} has no numeric '{key}' (got {_shown(value)})")
+    if not np.isfinite(value):
+        raise DataError(path, f"{what} has a non-finite '{key}' ({_shown(value)})")
+    return float(value)
 
 
 class CocoFiles:
@@ -67,7 +91,8 @@ class CocoFiles:
         self.samples, boxes, areas = [], [], []
         for im, anns in zip(images, per_image):
             xywh = np.array([_xywh(a, path, f"annotation {a.get('id')}") for a in anns], dtype=np.float64).reshape(-1, 4)
-            area = np.array([float(a["area"]) if "area" in a else xywh[j, 2] * xywh[j, 3] for j, a in enumerate(anns)])
+            area = np.array([_number(a["area"], path, f"annotation {a.get('id')}", "area") if "area" in a
+                             else xywh[j, 2] * xywh[j, 3] for j, a in enumerate(anns)])
             segs = [a.get("segmentation") for a in anns] if self.iou_type == "segm" else None
             self.samples.append(Sample(str(im["id"]), Path(str(im.get("file_name", im["id"]))), im.get("width"), im.get("height"),
                                        boxes=_to_xyxy(xywh), labels=[self.cat_index[a["category_id"]] for a in anns],
@@ -88,15 +113,14 @@ class CocoFiles:
                 raise DataError(path, f"result {j} refers to image {d.get('image_id') if isinstance(d, dict) else d!r} not in the ground truth")
             if d.get("category_id") not in self.cat_index:
                 raise DataError(path, f"result {j} has unknown category_id {d.get('category_id')!r}")
-            if not isinstance(d.get("score"), (int, float)):
-                raise DataError(path, f"result {j} has no numeric 'score'")
+            _number(d.get("score"), path, f"result {j}", "score")
             if self.iou_type == "segm" and "segmentation" not in d:
                 raise DataError(path, f"result {j} has no 'segmentation' (needed for --iou-type segm)")
             per_image.setdefault(self.image_index[d["image_id"]], []).append(j)
         order = [j for i in sorted(per_image) for j in per_image[i]]
         self.results_have_bbox = bool(data) and "bbox" in data[0] and data[0]["bbox"] != []
         self.dt_rles = [self._dt_rle(data[j]) for j in order] if self.iou_type == "segm" else []
-        xywh = np.array([self._dt_xywh(data[j], k, path) for k, j in enumerate(order)], dtype=np.float64).reshape(-1, 4)
+        xywh = np.array([self._dt_xywh(data[j], j, k, path) for k, j in enumerate(order)], dtype=np.float64).reshape(-1, 4)
         self.dt_xywh, self.dt_score = xywh, np.array([float(data[j]["score"]) for j in order])
         self.detections, pos = [], 0
         for i in sorted(per_image):
@@ -111,9 +135,10 @@ class CocoFiles:
         segm = d["segmentation"]
         return mask_ops.segmentation_to_rle(segm, int(s.height or 0), int(s.width or 0))
 
-    def _dt_xywh(self, d: dict, k: int, path) -> list[float]:
+    def _dt_xywh(self, d: dict, j: int, k: int, path) -> list[float]:
+        """Result ``j`` of the file (the ``k``-th in image order) as float xywh."""
         if "bbox" in d:
-            return _xywh(d, path, "result")
+            return _xywh(d, path, f"result {j}")
         return [float(v) for v in mask_ops.mask_utils.toBbox(self.dt_rles[k])]
 
 
@@ -129,9 +154,6 @@ def load_coco_files(gt_json: str | Path, dt_json: str | Path, *, iou_type: str =
 
 def evaluate_coco_files(gt_json: str | Path, dt_json: str | Path, *, iou_type: str = "bbox", iou_thresholds=None):
     """Evaluate a pair of COCO files with pycocotools' exact inputs (float64 xywh and scores)."""
-    from detcore.metrics.inputs import flatten_inputs
-    from detcore.metrics.result import evaluate_flat
-
     files = CocoFiles(gt_json, dt_json, iou_type=iou_type)
     flat = flatten_inputs(files.samples, files.detections, len(files.classes), iou_type="bbox")
     flat.gt.box, flat.dt.box, flat.dt.score = files.gt_xywh, files.dt_xywh, files.dt_score

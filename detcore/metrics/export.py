@@ -8,8 +8,11 @@ image ids always gives the same mapping for gt and detections. Annotation ids st
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
+from detcore.atomic import write_json
 from detcore.metrics import masks as mask_ops
 from detcore.metrics.inputs import xyxy_to_xywh
 from detcore.structures import Detections, Sample
@@ -78,10 +81,6 @@ def write_coco_pair(out_dir, samples: list[Sample], dets: list[Detections], clas
                     with_masks: bool = False) -> tuple:
     """Write ``gt.json`` and ``detections.json`` (same image-id mapping) atomically into ``out_dir``;
     the pair can be fed straight to ``evaluate --gt --dt`` or to pycocotools."""
-    from pathlib import Path
-
-    from detcore.atomic import write_json
-
     id_map = coco_image_id_map([s.image_id for s in samples])
     out = Path(out_dir)
     gt_path = write_json(out / "gt.json", to_coco_gt(samples, classes, image_id_map=id_map, with_masks=with_masks))

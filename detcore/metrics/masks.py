@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 from pycocotools import mask as mask_utils
 
+from detcore.data.images import image_size, open_file
 from detcore.errors import DataError
 from detcore.structures import Detections, Sample
 
@@ -51,18 +52,14 @@ def sample_rles(sample: Sample) -> list[dict]:
 
 def _size(sample: Sample) -> tuple[int, int]:
     if sample.height is None or sample.width is None:
-        from detcore.data.images import image_size
-
         w, h = image_size(sample.image_path)
         return int(h), int(w)
     return int(sample.height), int(sample.width)
 
 
 def _rles_from_instance_png(sample: Sample) -> list[dict]:
-    from PIL import Image
-
     try:
-        with Image.open(sample.mask_path) as im:
+        with open_file(sample.mask_path) as im:
             ids = np.asarray(im)
     except OSError as e:
         raise DataError(sample.mask_path, f"cannot read instance mask: {e}") from e
@@ -74,11 +71,33 @@ def _rles_from_instance_png(sample: Sample) -> list[dict]:
 
 
 def detection_rles(dets: Detections) -> list[dict]:
-    if dets.masks is None:
-        if len(dets) == 0:
-            return []
-        raise DataError(dets.image_id, "detections have no masks (segm AP needs masks)")
-    return encode_bool_masks(dets.masks)
+    if dets.masks is not None:
+        return encode_bool_masks(dets.masks)
+    if dets.mask_rles is not None:
+        return list(dets.mask_rles)
+    if len(dets) == 0:
+        return []
+    raise DataError(dets.image_id, "detections have no masks (segm AP needs masks)")
+
+
+def has_instance_masks(samples: list[Sample]) -> bool:
+    """Every object of every sample has a mask (an instance PNG, or a non-empty COCO segmentation):
+    segm AP can be computed. Boxes-only ground truth (VOC, YOLO, COCO without segmentation) cannot."""
+    for s in samples:
+        if s.num_objects == 0:
+            continue
+        if s.mask_path is not None:
+            continue
+        if s.segmentations is None or any(seg is None or (isinstance(seg, list) and not seg) for seg in s.segmentations):
+            return False
+    return any(s.num_objects for s in samples)
+
+
+def decode_rle(rle: dict) -> np.ndarray:
+    """One COCO RLE (counts as bytes or str) → (H, W) bool."""
+    counts = rle["counts"]
+    rle = {"size": list(rle["size"]), "counts": counts.encode("ascii") if isinstance(counts, str) else counts}
+    return mask_utils.decode(rle).astype(bool)
 
 
 def rle_area(rles: list[dict]) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""Result → the ``evaluate --json`` contract (DESIGN.md §3) and a readable text table.
+"""Result → the ``evaluate --json`` contract (docs/architecture.md, "Command line") and a readable text table.
 
 Values are in [0, 1]; undefined numbers (a class without ground truth, pycocotools' -1) are
 null in JSON and "-" in the table, never 0.
@@ -51,11 +51,12 @@ def format_table(result, thresholds=None) -> str:
              "  ".join(f"{k}={_fmt(s[k], 0).strip()}" for k in SUMMARY_ORDER[:6]),
              "  ".join(f"{k}={_fmt(s[k], 0).strip()}" for k in SUMMARY_ORDER[6:]), ""]
     table = result.per_class(thresholds)
+    columns = TABLE_COLUMNS if thresholds is None else ("threshold", *TABLE_COLUMNS)
     name_w = max([5] + [len(str(c)) for c in table["class"]])
-    header = "class".ljust(name_w) + "".join(f" {c[:8]:>8}" for c in TABLE_COLUMNS)
+    header = "class".ljust(name_w) + "".join(f" {c[:8]:>8}" for c in columns)
     lines += [header, "-" * len(header)]
     for row in table.to_dict(orient="records"):
-        lines.append(str(row["class"]).ljust(name_w) + "".join(f" {_fmt(row[c], 8)}" for c in TABLE_COLUMNS))
+        lines.append(str(row["class"]).ljust(name_w) + "".join(f" {_fmt(row[c], 8)}" for c in columns))
     lines.append("(precision/recall/f1 at score >= 0.5 and IoU 0.5; '-' = undefined: no ground truth)"
                  if thresholds is None else "(precision/recall/f1 at the given score thresholds, IoU 0.5)")
     return "\n".join(lines)

@@ -13,7 +13,12 @@ import pandas as pd
 
 from detcore.errors import ConfigError, DataError
 from detcore.metrics import coco
+from detcore.metrics.bootstrap import bootstrap_class_ap
+from detcore.metrics.confusion import confusion_matrix
+from detcore.metrics.errors import classify_errors, worst_images
 from detcore.metrics.inputs import FlatInputs, flatten_inputs
+from detcore.metrics.overlaps import detection_overlaps
+from detcore.metrics.report import result_to_json
 from detcore.metrics.thresholds import ScoreSweep, best_f1_threshold, build_sweep, prf, recommend
 from detcore.structures import Detections, Sample
 
@@ -188,6 +193,17 @@ class EvaluationResult:
         """P/R/F1 (and tp/fp/fn) against the score threshold, from the matches themselves."""
         return self.sweep(iou).curve(self.class_index(cls))
 
+    def figure_curves(self, iou: float = 0.5) -> tuple[dict, dict]:
+        """Per class, (recall, precision) and (threshold, F1) arrays: what ``viz.pr_curve_figure`` and
+        ``viz.f1_threshold_figure`` draw (the Evaluate page and the HTML report)."""
+        pr, f1 = {}, {}
+        for name in self.classes:
+            curve = self.pr_curve(name, iou)
+            pr[name] = (curve["recall"].to_numpy(), curve["precision"].to_numpy())
+            sweep = self.threshold_curve(name, iou)
+            f1[name] = (sweep["threshold"].to_numpy(), sweep["f1"].to_numpy())
+        return pr, f1
+
     def recommend_thresholds(self, mode: str = "f1", target: float | None = None, *, iou: float = 0.5) -> dict[str, float | None]:
         sweep = self.sweep(iou)
         return {c: (recommend(sweep.curve_arrays(k), mode, target) if self.n_gt[k] > 0 else None)
@@ -196,33 +212,21 @@ class EvaluationResult:
     # ---- deeper views (confusion, errors, bootstrap) ----------------------------------------
     @cached_property
     def overlaps(self):
-        from detcore.metrics.overlaps import detection_overlaps
-
         return detection_overlaps(self.flat, self.records.det_index)
 
     def confusion_matrix(self, thresholds=None, iou: float = 0.5) -> pd.DataFrame:
-        from detcore.metrics.confusion import confusion_matrix
-
         return confusion_matrix(self, self._thresholds(thresholds), iou)
 
     def errors(self, thresholds=None, iou: float = 0.5) -> pd.DataFrame:
-        from detcore.metrics.errors import classify_errors
-
         return classify_errors(self, self._thresholds(thresholds), iou)
 
     def worst_images(self, thresholds=None, kind: str | None = None, *, iou: float = 0.5) -> pd.DataFrame:
-        from detcore.metrics.errors import worst_images
-
         return worst_images(self.errors(thresholds, iou), kind)
 
     def bootstrap_ci(self, n_boot: int = 200, seed: int = 0, *, iou: float | None = None) -> pd.DataFrame:
-        from detcore.metrics.bootstrap import bootstrap_class_ap
-
         return bootstrap_class_ap(self, n_boot=n_boot, seed=seed, iou=iou)
 
     def to_json(self, thresholds=None) -> dict:
-        from detcore.metrics.report import result_to_json
-
         return result_to_json(self, thresholds)
 
 

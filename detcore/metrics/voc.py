@@ -8,7 +8,7 @@ IoU (the first on ties) and is
 ``difficult`` and ``iscrowd`` objects are excluded from the positives count.
 
 One deliberate difference: voc_eval measures boxes with a "+1 pixel" (integer pixel
-coordinates); our boxes are continuous coordinates (DESIGN.md §2), so IoU has no +1, as in COCO.
+coordinates); our boxes are continuous coordinates (detcore/structures.py), so IoU has no +1, as in COCO.
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import torch
 
-from detcore.train.events import Callback
+from detcore.train.state import Callback
 
 DEFAULT_IMAGES = 64
 BATCH = 8
@@ -64,8 +64,6 @@ class PreciseBatchNorm(Callback):
     epoch's checkpoint. Hooks the epoch's last ``step_end`` so it precedes the trainer's built-in
     ``epoch_end`` callbacks whatever their order; runs at most once per epoch."""
 
-    main_only = True
-
     def __init__(self, *, images: int = DEFAULT_IMAGES):
         self.images = images
         self._done_epoch: int | None = None
@@ -74,17 +72,17 @@ class PreciseBatchNorm(Callback):
         per_epoch = len(t.train_loader)
         if t.config.max_iters_per_epoch:
             per_epoch = min(per_epoch, t.config.max_iters_per_epoch)
-        if t.iter + 1 >= per_epoch:
+        if t.state.iter + 1 >= per_epoch:
             self.recalibrate(t)
 
     def on_epoch_end(self, t):
         self.recalibrate(t)  # no-op when the last step already did it
 
     def recalibrate(self, t) -> None:
-        if self._done_epoch == t.epoch or not trainable_batchnorms(t.unwrapped_model):
+        if self._done_epoch == t.state.epoch or not trainable_batchnorms(t.unwrapped_model):
             return
         dataset = t.train_loader.dataset
         count = min(self.images, len(dataset))
         images = [dataset[i][0].to(t.device) for i in range(count)]
         recalibrate_batchnorm(t.unwrapped_model, images)
-        self._done_epoch = t.epoch
+        self._done_epoch = t.state.epoch

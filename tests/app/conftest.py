@@ -85,3 +85,26 @@ def make_png():
         return buf.getvalue()
 
     return make
+
+
+@pytest.fixture(scope="session")
+def longer_run_template(trained_run_template, tmp_path_factory) -> Path:
+    """The tiny run trained one epoch more (a resumed copy): a second model on the same split, for
+    comparisons. Made once per session."""
+    import shutil
+
+    from detcore.train.trainer import train
+
+    run_dir = Path(shutil.copytree(trained_run_template, tmp_path_factory.mktemp("tiny-longer") / "tiny-longer"))
+    assert train(None, run_dir, resume=True, extra_epochs=1) == "completed"
+    return run_dir
+
+
+@pytest.fixture
+def two_runs(trained_run, longer_run_template) -> tuple[Path, Path]:
+    """The tiny run and its longer-trained copy, both under this test's RUNS root."""
+    import shutil
+
+    from detcore import paths
+
+    return trained_run, Path(shutil.copytree(longer_run_template, paths.runs_root() / "tiny-longer"))

@@ -31,3 +31,20 @@ def test_a_configured_password_gates_every_page(app, monkeypatch):
     at.text_input(key="_detboard_password").input("s3cret")
     at.button[0].click().run()
     assert [t.value for t in at.title] == ["Predict"]
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_oidc_configured_gates_every_page_until_signed_in(app, page):
+    """Hostile walk, finding 1 (critical): with [auth] configured every page rendered for anyone."""
+    app.secrets["auth"] = {"redirect_uri": "http://localhost:8501/oauth2callback", "cookie_secret": "x" * 32,
+                           "client_id": "detboard", "client_secret": "s",
+                           "server_metadata_url": "https://idp.example/.well-known/openid-configuration"}
+    at = app.run()
+    at.switch_page(page).run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert [t.value for t in at.title] == ["detboard"] and not at.metric and not at.sidebar.markdown
+    assert [b.label for b in at.button] == ["Sign in"]
+    at.user = {"is_logged_in": True, "email": "ana@example.org"}
+    at.run()
+    assert [t.value for t in at.title] == [PAGES[page]]
+    assert any("ana@example.org" in c.value for c in at.sidebar.caption)

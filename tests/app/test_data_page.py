@@ -80,7 +80,7 @@ def test_problem_table_and_browser_filter(app, demo_dir):
     xml.write_text(text[:xmax_start] + "9999" + text[text.index("</xmax>"):])
     at = app.run()
     assert not at.exception
-    kinds = at.multiselect(key="data_problem_kinds")
+    kinds = next(m for m in at.multiselect if m.label == "Problem kinds")
     assert "box_clipped" in kinds.options
     kinds.set_value(["box_clipped"]).run()
     problems = at.dataframe[-1].value
@@ -89,3 +89,27 @@ def test_problem_table_and_browser_filter(app, demo_dir):
     at.selectbox(key="data_browser_problem").select("box_clipped").run()
     assert any(m.value.startswith("1 images") for m in at.markdown)
     assert len(at.get("image")) == 1
+
+
+def test_geometry_check_tab_compares_a_model_before_and_after_fitting(app, demo_dir):
+    """The demo's faces are large for SSDlite: the check says so; a stride-32 model on 64-px input
+    cannot match them, and the fitted geometry can. The plot and the table come with the verdict."""
+    at = app.run()
+    target = at.selectbox(key="data_geometry_target")
+    assert target.value == "demo-cpu"  # the preset this dataset would train with
+    assert any("SSDlite" in o or "ssdlite" in o for o in target.options)
+    target.select("fasterrcnn_mobilenet_v2_custom").run()
+    assert not at.exception, [e.value for e in at.exception]
+    verdict = (at.success or at.warning)[0].value
+    assert verdict.startswith("fasterrcnn_mobilenet_v2_custom at its default input can match")
+    default = _metric(at, "Recall ceiling, default")
+    fitted = _metric(at, "Recall ceiling, fitted")
+    assert int(fitted.rstrip(" %")) >= int(default.rstrip(" %"))
+    import json
+
+    specs = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+    plot = next(s for s in specs if "anchor sizes" in json.dumps(s.get("layout", {}).get("title", "")))
+    assert plot["layout"]["xaxis"]["type"] == "log" and plot["layout"]["yaxis"]["type"] == "log"
+    assert any(t.get("name") == "anchors" for t in plot["data"])
+    table = next(d.value for d in at.dataframe if "fitted recall" in d.value.columns)
+    assert set(table["boxes"]) >= {"small", "medium", "large", "with_mask"}

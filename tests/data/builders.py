@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import struct
 import zlib
 from pathlib import Path
@@ -10,7 +11,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-SHARED_DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
+# ../shared/data beside the repository (CI's layout); DETBOARD_SHARED_DATA points elsewhere (a git worktree).
+SHARED_DATA = Path(os.environ.get("DETBOARD_SHARED_DATA") or Path(__file__).resolve().parents[3] / "shared" / "data")
 
 
 def write_image(path: Path, width: int = 40, height: int = 30, mode: str = "RGB") -> Path:
@@ -64,4 +66,27 @@ def png_header_only(path: Path, width: int, height: int) -> Path:
 
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
     path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b""))
+    return path
+
+
+def write_yolo_part(images_dir: Path, labels_dir: Path, items: dict[str, list[str] | None], *, size=(40, 30),
+                    ext: str = ".png") -> None:
+    """items: image stem -> label lines (None: no label file at all, [] : an empty label file)."""
+    for stem, lines in items.items():
+        write_image(images_dir / f"{stem}{ext}", *size)
+        if lines is not None:
+            labels_dir.mkdir(parents=True, exist_ok=True)
+            (labels_dir / f"{stem}.txt").write_text("".join(f"{line}\n" for line in lines), encoding="utf-8")
+
+
+def write_yolo_yaml(root: Path, names, **extra) -> Path:
+    """A data.yaml as Ultralytics / Roboflow write it (names as a list or an {index: name} mapping)."""
+    root.mkdir(parents=True, exist_ok=True)
+    lines = [f"{k}: {v}" for k, v in extra.items()]
+    if isinstance(names, dict):
+        lines += ["names:"] + [f"  {k}: {v}" for k, v in names.items()]
+    else:
+        lines.append("names: [" + ", ".join(f"'{n}'" for n in names) + "]")
+    path = root / "data.yaml"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path

@@ -8,6 +8,7 @@ browser is a broken machine and fails.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -72,17 +73,18 @@ def app_roots(tmp_path_factory) -> dict[str, Path]:
     return roots
 
 
-@pytest.fixture(scope="session")
-def app_url(app_roots) -> str:
+@contextlib.contextmanager
+def streamlit_server(data: Path, runs: Path, torch_home: Path, log: Path, *extra_args: str):
+    """``streamlit run app.py`` on a free loopback port with these roots; yields its URL once healthy."""
     port = _free_port()
-    env = dict(os.environ, DETBOARD_DATA=str(app_roots["data"]), DETBOARD_RUNS=str(app_roots["runs"]),
-               TORCH_HOME=str(app_roots["torch_home"]), PYTHONUNBUFFERED="1")
-    log = app_roots["data"].parent / "streamlit.log"
+    env = dict(os.environ, DETBOARD_DATA=str(data), DETBOARD_RUNS=str(runs), TORCH_HOME=str(torch_home),
+               PYTHONUNBUFFERED="1")
+    env.pop("DETBOARD_PASSWORD", None)  # a gate comes only from extra_args (--secrets.files)
     with open(log, "wb") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
              "--server.port", str(port), "--server.address", "127.0.0.1",
-             "--browser.gatherUsageStats", "false"],
+             "--browser.gatherUsageStats", "false", *extra_args],
             cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT,
         )
     url = f"http://127.0.0.1:{port}"
@@ -95,6 +97,13 @@ def app_url(app_roots) -> str:
             proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+@pytest.fixture(scope="session")
+def app_url(app_roots) -> str:
+    with streamlit_server(app_roots["data"], app_roots["runs"], app_roots["torch_home"],
+                          app_roots["data"].parent / "streamlit.log") as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

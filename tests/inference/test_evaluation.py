@@ -11,7 +11,7 @@ import pytest
 
 from detcore.errors import DataError
 from detcore.evaluation import evaluate_run, run_predictions
-from detcore.inference import checkpoint_file
+from detcore.train.runs import Run
 
 
 def _objects_in(data, image_ids):
@@ -36,7 +36,7 @@ def test_evaluates_exactly_the_saved_test_split(trained_run):
 def test_predictions_are_cached_until_the_checkpoint_changes(trained_run):
     run, _ = trained_run
     run_predictions(run, split="test")
-    ckpt = checkpoint_file(run, "best")
+    ckpt = Run(run).checkpoint("best")
     cache = run / "eval" / f"predictions-test-{ckpt.stem}.npz"
     assert cache.is_file()
     first = cache.stat().st_mtime_ns
@@ -54,7 +54,7 @@ def test_predictions_are_cached_until_the_checkpoint_changes(trained_run):
 def test_a_damaged_cache_is_recomputed(trained_run):
     run, _ = trained_run
     run_predictions(run, split="test")
-    cache = run / "eval" / f"predictions-test-{checkpoint_file(run, 'best').stem}.npz"
+    cache = run / "eval" / f"predictions-test-{Run(run).checkpoint('best').stem}.npz"
     cache.write_bytes(b"not a zip")
     samples, dets = run_predictions(run, split="test")
     assert len(dets) == len(samples) and cache.stat().st_size > 100

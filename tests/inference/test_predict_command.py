@@ -31,30 +31,31 @@ FRCNN = dict(model="fasterrcnn_mobilenet_v3_large_320_fpn", min_size=128, max_si
 
 def test_json_output_respects_the_score_threshold(make_run, images, capsys):
     run = make_run(**FRCNN)
-    low = _json(capsys, "predict", str(run), *map(str, images), "--json", "--score-threshold", "0.05")
+    low = _json(capsys, "predict", str(run), *map(str, images), "--json", "--score-threshold", "0.05")["images"]
     assert [r["image"] for r in low] == [str(p) for p in images]
     scores = [d["score"] for r in low for d in r["detections"]]
     assert scores and min(scores) >= 0.05
     distinct = np.unique(scores)
     mid = len(distinct) // 2
     cut = float((distinct[mid - 1] + distinct[mid]) / 2)  # between two scores: rounding cannot matter
-    high = _json(capsys, "predict", str(run), *map(str, images), "--json", "--score-threshold", str(cut))
+    high = _json(capsys, "predict", str(run), *map(str, images), "--json", "--score-threshold", str(cut))["images"]
     assert sum(len(r["detections"]) for r in high) == sum(s >= cut for s in scores) > 0
     d = low[0]["detections"][0]
-    assert d["class"] in ("with_mask", "without_mask", "mask_weared_incorrect") and len(d["box"]) == 4
+    assert d["label"] in ("with_mask", "without_mask", "mask_weared_incorrect") and len(d["box"]) == 4
 
 
 def test_per_class_thresholds_come_from_the_run(make_run, images, capsys):
     run = make_run(**FRCNN)
-    everything = _json(capsys, "predict", str(run), *map(str, images), "--json", "--score-threshold", "0.0")
-    present = {d["class"] for r in everything for d in r["detections"]}
+    everything = _json(capsys, "predict", str(run), *map(str, images), "--json", "--score-threshold", "0.0")["images"]
+    present = {d["label"] for r in everything for d in r["detections"]}
     keep = sorted(present)[0]
     (run / "thresholds.json").write_text(json.dumps(
         {"global": 0.5, "per_class": {c: (0.0 if c == keep else 1.0) for c in
                                       ("with_mask", "without_mask", "mask_weared_incorrect")}}))
     filtered = _json(capsys, "predict", str(run), *map(str, images), "--json")
-    classes = {d["class"] for r in filtered for d in r["detections"]}
+    classes = {d["label"] for r in filtered["images"] for d in r["detections"]}
     assert classes == {keep}
+    assert filtered["thresholds"] == {c: (0.0 if c == keep else 1.0) for c in filtered["classes"]}
 
 
 def test_table_and_coco_outputs(make_run, images, capsys, tmp_path):

@@ -18,7 +18,7 @@ EXPECTED = {
     "fasterrcnn_resnet50_fpn", "fasterrcnn_resnet50_fpn_v2", "fasterrcnn_mobilenet_v3_large_fpn",
     "fasterrcnn_mobilenet_v3_large_320_fpn", "fasterrcnn_mobilenet_v2_custom", "retinanet_resnet50_fpn",
     "retinanet_resnet50_fpn_v2", "maskrcnn_resnet50_fpn", "maskrcnn_resnet50_fpn_v2", "fcos_resnet50_fpn",
-    "ssdlite320_mobilenet_v3_large",
+    "ssdlite320_mobilenet_v3_large", "fcos_mobilenet_v3_fpn8", "retinanet_mobilenet_v3_fpn8", "fcos_resnet18_fpn8",
 }
 
 
@@ -149,6 +149,31 @@ def test_staged_backbone_weights_load_into_ssdlite():
     model = build_model(spec.name, classes=CLASSES, weights="backbone")
     assert torch.all(model.backbone.features[0][0][0].weight == 0.5)
     assert _class_outputs(model, spec) == len(CLASSES) + 1
+
+
+@pytest.mark.parametrize("name", ["fcos_mobilenet_v3_fpn8", "retinanet_mobilenet_v3_fpn8"])
+def test_light_stride8_models_take_staged_imagenet_backbones(name):
+    """cpu-real trains them from scratch here, but with the ImageNet file on disk they start from it:
+    backbone loaded, frozen BatchNorm, the first stages frozen, the FPN and heads trainable."""
+    import torchvision.models as tvm
+    from torchvision.ops.misc import FrozenBatchNorm2d
+
+    spec = get_spec(name)
+    assert not spec.supports("coco") and spec.supports("backbone")
+    state = tvm.mobilenet_v3_large().state_dict()
+    state["features.0.0.weight"].fill_(0.5)
+    _stage(spec.backbone_weights, state)
+    model = build_model(name, classes=CLASSES, weights="backbone", min_size=96, max_size=128)
+    body = model.backbone.body
+    assert torch.all(body["0"][0].weight == 0.5)
+    assert isinstance(body["0"][1], FrozenBatchNorm2d)
+    assert not body["0"][0].weight.requires_grad and body["16"][0].weight.requires_grad
+    images, targets = _batch(False)
+    model.train()
+    losses = model(images, targets)
+    assert all(torch.isfinite(v) for v in losses.values())
+    with pytest.raises(ConfigError, match="no 'coco' weights"):
+        build_model(name, classes=CLASSES, weights="coco")
 
 
 def test_local_pth_loads_matching_layers_and_refuses_garbage(tmp_path):

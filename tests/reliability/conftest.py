@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -57,3 +58,28 @@ def stop_jobs_after():
     for job in job_registry().jobs():  # never leave a thread training into the next test
         job.stop()
         job.join(60)
+
+
+@pytest.fixture(scope="session")
+def run_template(tmp_path_factory) -> Path:
+    """A tiny trained run the Predict-page tests copy into their RUNS (trained once per session)."""
+    from detcore.train.config import TrainConfig
+    from detcore.train.trainer import train
+
+    base = tmp_path_factory.mktemp("predict-run")
+    data = write_tiny_voc(base / "tiny")
+    assert train(TrainConfig(**{**TINY, "data": str(data), "epochs": 1, "max_iters_per_epoch": 1}),
+                 base / "run") == "completed"
+    return base / "run"
+
+
+@pytest.fixture
+def predict_page(app, run_template):
+    """The Predict page on a copy of the tiny run."""
+    from detcore import paths
+
+    shutil.copytree(run_template, paths.runs_root() / "tiny")
+    at = app.run()
+    at.switch_page("pages/predict.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at

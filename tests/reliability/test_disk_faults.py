@@ -50,7 +50,7 @@ class FolderBecomesAFile(Callback):
 
     def on_epoch_end(self, t):
         ckpts = t.run_dir / "checkpoints"
-        if t.epoch == 0 and ckpts.is_dir():
+        if t.state.epoch == 0 and ckpts.is_dir():
             ckpts.rename(t.run_dir / "checkpoints.aside")
             ckpts.write_text("not a folder")
 
@@ -127,27 +127,37 @@ def test_nothing_is_left_half_written_when_the_first_save_fails(tmp_path, tiny_c
 
 
 def test_a_job_that_dies_with_the_disk_full_does_not_read_running(tmp_path, tiny_config, monkeypatch):
-    import detcore.train.events as events_module
     from detcore.train.jobs import JobRegistry
-
-    def disk_full(*args, **kwargs):
-        raise OSError(errno.ENOSPC, "No space left on device")
-
-    real_append, appended = atomic.append_jsonl, []
-
-    def append_until_full(path, record):
-        appended.append(record)
-        if len(appended) > 1:  # the 'running' record got in; nothing after it does
-            disk_full()
-        real_append(path, record)
+    from tests.reliability.childfaults import inject_into_children
 
     registry = JobRegistry(tmp_path / "runs")
     with monkeypatch.context() as patch:
-        patch.setattr(atomic, "torch_save", disk_full)
-        patch.setattr(atomic, "append_jsonl", append_until_full)
-        patch.setattr(events_module, "_append_lines", disk_full)
+        # In the job's training process: the 'running' record gets in, nothing written after it does.
+        inject_into_children(patch, tmp_path / "disk-full", """
+            import errno
+
+            from detcore import atomic
+            import detcore.train.events as events_module
+
+            def disk_full(*args, **kwargs):
+                raise OSError(errno.ENOSPC, "No space left on device")
+
+            real_append, appended = atomic.append_jsonl, []
+
+            def append_until_full(path, record):
+                appended.append(record)
+                if len(appended) > 1:
+                    disk_full()
+                real_append(path, record)
+
+            atomic.torch_save = disk_full
+            atomic.append_jsonl = append_until_full
+            events_module._append_lines = disk_full
+        """)
         job = registry.start(tiny_config(epochs=2, max_iters_per_epoch=1))
         assert job.join(300)
-    assert appended[0]["status"] == "running"
+    written = Run(job.run_dir).events()
+    assert [r["status"] for r in written if r["type"] == "status"][0] == "running"
+    assert not [r for r in written if r["type"] in ("step", "epoch")]  # the disk was full for those
     assert job.snapshot()["status"] == "failed" and "No space left" in job.snapshot()["message"]
     assert Run(job.run_dir).status() != "running"

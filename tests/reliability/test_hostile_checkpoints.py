@@ -148,4 +148,4 @@ def test_a_crafted_checkpoint_error_is_one_line_without_unsafe_advice(run, tmp_p
 
 def run_template_image_dir(run: Path) -> Path:
     """The tiny dataset the run was trained on (its config names it)."""
-    return Path(Run(run).config()["data"]) / "images"
+    return Path(Run(run).config().data) / "images"

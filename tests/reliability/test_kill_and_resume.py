@@ -54,7 +54,7 @@ def _kill_when(proc: subprocess.Popen, ready, *, what: str, timeout: float = 240
 
 def _assert_readable(run_dir: Path) -> list[dict]:
     run = Run(run_dir)
-    assert run.config()["epochs"] == EPOCHS and run.classes() == ["red", "blue"]
+    assert run.config().epochs == EPOCHS and run.classes() == ["red", "blue"]
     raw = (run_dir / "events.jsonl").read_bytes()
     assert raw.endswith(b"\n"), "events.jsonl ends in a torn line"
     records = atomic.read_jsonl(run_dir / "events.jsonl")

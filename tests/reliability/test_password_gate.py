@@ -1,5 +1,5 @@
-"""The optional password gate (ui/auth.py) in a real Streamlit script run: nothing behind it is
-rendered until the right password is entered; no gate when none is configured or OIDC is."""
+"""The access gates (ui/auth.py) in a real Streamlit script run: nothing behind them is rendered until
+the visitor has signed in (OIDC, with an optional allow-list) and/or entered the shared password."""
 
 from __future__ import annotations
 
@@ -65,13 +65,76 @@ def test_changing_the_password_locks_open_sessions_again(app):
     assert not _inside(at.run())
 
 
-def test_oidc_configured_leaves_the_gate_to_st_login(app):
-    app.secrets["password"] = "shared"
-    app.secrets["auth"] = {"redirect_uri": "http://localhost:8501/oauth2callback", "cookie_secret": "x" * 32,
-                           "client_id": "detboard", "client_secret": "s",
-                           "server_metadata_url": "https://idp.example/.well-known/openid-configuration"}
+OIDC = {"redirect_uri": "http://localhost:8501/oauth2callback", "cookie_secret": "x" * 32,
+        "client_id": "detboard", "client_secret": "s",
+        "server_metadata_url": "https://idp.example/.well-known/openid-configuration"}
+
+
+def _sign_in_buttons(at: AppTest) -> list[str]:
+    return [b.label for b in at.button if b.label.startswith("Sign in")]
+
+
+def test_finding1_oidc_configured_shows_only_a_sign_in_button(app):
+    """Hostile walk, finding 1 (critical): with an [auth] section, a visitor who is not signed in
+    saw every page. Now only the sign-in button renders."""
+    app.secrets["auth"] = OIDC
+    at = app.run()
+    assert not at.exception
+    assert not _inside(at)
+    assert _sign_in_buttons(at) == ["Sign in"]
+
+
+def test_finding1_named_providers_each_get_a_button(app):
+    app.secrets["auth"] = {"redirect_uri": OIDC["redirect_uri"], "cookie_secret": OIDC["cookie_secret"],
+                           "google": {k: OIDC[k] for k in ("client_id", "client_secret", "server_metadata_url")},
+                           "okta": {k: OIDC[k] for k in ("client_id", "client_secret", "server_metadata_url")}}
+    at = app.run()
+    assert not _inside(at)
+    assert sorted(_sign_in_buttons(at)) == ["Sign in with google", "Sign in with okta"]
+
+
+def test_finding1_a_signed_in_user_gets_in(app):
+    app.secrets["auth"] = OIDC
+    app.user = {"is_logged_in": True, "email": "ana@example.org", "name": "Ana"}
     at = app.run()
     assert not at.exception and _inside(at)
+
+
+@pytest.mark.parametrize("email, allowed", [("ana@example.org", True), ("ANA@Example.org", True),
+                                            ("bob@example.org", True), ("eve@evil.example", False),
+                                            ("eve@example.org.evil.example", False), ("", False)])
+def test_finding1_allow_list_of_emails_and_domains(app, email, allowed):
+    app.secrets["auth"] = OIDC
+    app.secrets["allowed_emails"] = ["ana@example.org"]
+    app.secrets["allowed_domains"] = ["example.org"]
+    app.user = {"is_logged_in": True, "email": email}
+    at = app.run()
+    assert not at.exception
+    assert _inside(at) is allowed
+    if not allowed:
+        assert any("allow-list" in e.value for e in at.error)
+        assert [b.label for b in at.button] == ["Sign out"]
+
+
+def test_finding1_unverified_email_is_refused_by_an_allow_list(app):
+    app.secrets["auth"] = OIDC
+    app.secrets["allowed_domains"] = ["example.org"]
+    app.user = {"is_logged_in": True, "email": "ana@example.org", "email_verified": False}
+    at = app.run()
+    assert not _inside(at)
+    assert any("not verified" in e.value for e in at.error)
+
+
+def test_finding1_password_gate_stays_on_when_oidc_is_configured_too(app):
+    """The shared password never switches itself off: OIDC sign-in first, then the password."""
+    app.secrets["auth"] = OIDC
+    app.secrets["password"] = "shared"
+    app.user = {"is_logged_in": True, "email": "ana@example.org"}
+    at = app.run()
+    assert not _inside(at)
+    assert at.text_input(key="_detboard_password").label == "Password"
+    at = _enter(at, "shared")
+    assert _inside(at)
 
 
 def test_an_empty_password_is_no_password(app, monkeypatch):

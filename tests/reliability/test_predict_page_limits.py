@@ -7,39 +7,11 @@ from __future__ import annotations
 import base64
 import io
 import json
-import shutil
-from pathlib import Path
 
 import numpy as np
-import pytest
 from PIL import Image
 
-from tests.reliability.tinydata import TINY, write_tiny_voc
-
 DISPLAY_LONG_SIDE = 2048  # what a browser figure needs at most; a phone photo is 4000 px and more
-
-
-@pytest.fixture(scope="module")
-def run_template(tmp_path_factory) -> Path:
-    from detcore.train.config import TrainConfig
-    from detcore.train.trainer import train
-
-    base = tmp_path_factory.mktemp("predict-limits")
-    data = write_tiny_voc(base / "tiny")
-    assert train(TrainConfig(**{**TINY, "data": str(data), "epochs": 1, "max_iters_per_epoch": 1}),
-                 base / "run") == "completed"
-    return base / "run"
-
-
-@pytest.fixture
-def predict_page(app, run_template):
-    from detcore import paths
-
-    shutil.copytree(run_template, paths.runs_root() / "tiny")
-    at = app.run()
-    at.switch_page("pages/predict.py").run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
 
 
 def _png(width: int, height: int) -> bytes:

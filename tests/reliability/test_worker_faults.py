@@ -1,5 +1,5 @@
-"""Faults inside the background training thread (DESIGN.md §4): a sample that goes bad mid-epoch, a
-CUDA out-of-memory, a diverging loss. Each ends the JobRegistry's job as ``failed`` with a message a
+"""Faults inside a background job's training process (docs/architecture.md, "Background jobs"): a sample that goes bad
+mid-epoch, a CUDA out-of-memory, a diverging loss. Each ends the JobRegistry's job as ``failed`` with a message a
 user can act on, the same on disk as in memory, and the device is free for the next job at once."""
 
 from __future__ import annotations
@@ -7,10 +7,10 @@ from __future__ import annotations
 import time
 
 import pytest
-import torch
 
 from detcore.train.jobs import JobRegistry
 from detcore.train.runs import Run
+from tests.reliability.childfaults import inject_into_children
 
 JOIN_S = 300
 
@@ -56,20 +56,24 @@ def test_a_sample_that_goes_bad_mid_epoch_fails_the_job_naming_the_file(registry
     _assert_next_job_runs(registry, tiny_config)
 
 
-def test_simulated_cuda_out_of_memory_fails_the_job_with_the_message(registry, tiny_config, monkeypatch):
-    import detcore.data.dataset as dataset_module
-
-    real_load, calls = dataset_module.load_rgb, []
-
-    def load_rgb_then_oom(*args, **kwargs):
-        # The third image's tensors do not fit: what a too-large batch or image does on a GPU.
-        calls.append(args)
-        if len(calls) == 3:
-            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
-        return real_load(*args, **kwargs)
-
+def test_simulated_cuda_out_of_memory_fails_the_job_with_the_message(registry, tiny_config, monkeypatch, tmp_path):
+    # The third image's tensors do not fit: what a too-large batch or image does on a GPU.
     with monkeypatch.context() as patch:
-        patch.setattr(dataset_module, "load_rgb", load_rgb_then_oom)
+        inject_into_children(patch, tmp_path / "oom", """
+            import detcore.data.images as images
+
+            real_load, calls = images.load_rgb, []
+
+            def load_rgb_then_oom(*args, **kwargs):
+                calls.append(args)
+                if len(calls) == 3:
+                    import torch
+
+                    raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+                return real_load(*args, **kwargs)
+
+            images.load_rgb = load_rgb_then_oom
+        """)
         job = registry.start(tiny_config(epochs=2, max_iters_per_epoch=4))
         _assert_failed(registry, job, says="out of memory")
     assert "OutOfMemoryError" in job.snapshot()["message"]
@@ -77,25 +81,22 @@ def test_simulated_cuda_out_of_memory_fails_the_job_with_the_message(registry, t
 
 
 def test_a_diverging_loss_fails_the_job_with_advice(registry, tiny_config):
-    # An absurd learning rate with no clipping: the weights blow up within a few steps.
-    job = registry.start(tiny_config(epochs=2, max_iters_per_epoch=6, lr=1e12, momentum=0.0))
+    # The largest learning rate the config accepts (1.0), no warm-up, no clipping: the weights blow up.
+    job = registry.start(tiny_config(epochs=2, max_iters_per_epoch=6, lr=1.0, momentum=0.9, warmup_iters=0,
+                                     grad_clip=None))
     _assert_failed(registry, job, says="learning rate")
     assert "loss became" in job.snapshot()["message"]
     _assert_next_job_runs(registry, tiny_config)
 
 
-def test_a_second_job_on_a_busy_device_is_refused_and_stop_frees_it(registry, tiny_config):
-    from detcore.train.jobs import JobRefused
-
+def test_a_second_job_on_a_busy_device_waits_and_starts_when_stop_frees_it(registry, tiny_config):
     first = registry.start(tiny_config(epochs=3, max_iters_per_epoch=6))
     _wait_for_steps(first, 1)
-    with pytest.raises(JobRefused, match="already training on cpu"):
-        registry.start(tiny_config())
-    assert registry.jobs() == [first]
+    second = registry.start(tiny_config(max_iters_per_epoch=1))
+    assert second.snapshot()["status"] == "queued" and registry.active("cpu") is first
     first.stop()
     assert first.join(JOIN_S) and first.snapshot()["status"] == "stopped"
     assert Run(first.run_dir).checkpoint("last").is_file()
-    second = registry.start(tiny_config(max_iters_per_epoch=1))
     assert second.join(JOIN_S) and second.snapshot()["status"] == "completed"
 
 

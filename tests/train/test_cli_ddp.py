@@ -51,9 +51,9 @@ def test_train_cli_preset_with_overrides_then_resume(tmp_path, voc_folder):
     assert summary["status"] == "completed" and summary["epochs_done"] == 1
     assert "status: completed" in done.stderr and "epoch 1" in done.stderr  # progress went to stderr
     run = Run(out)
-    assert run.config()["preset"] == "demo-cpu" and run.config()["model"] == "fasterrcnn_mobilenet_v3_large_320_fpn"
-    assert run.config()["lr"] == PRESETS["demo-cpu"]["lr"]  # not overridden: the preset's value
-    assert run.config()["epochs"] == 1 and run.config()["min_size"] == 64  # overridden by flags
+    assert run.config().preset == "demo-cpu" and run.config().model == "fasterrcnn_mobilenet_v3_large_320_fpn"
+    assert run.config().lr == PRESETS["demo-cpu"]["lr"]  # not overridden: the preset's value
+    assert run.config().epochs == 1 and run.config().min_size == 64  # overridden by flags
 
     again = _detcore("train", "--resume", str(out), "--epochs", "2")
     assert again.returncode == 0, again.stderr
@@ -113,7 +113,7 @@ def test_killed_training_is_interrupted_and_resumes(tmp_path, voc_folder):
 
     done = _detcore("train", "--resume", str(out), "--epochs", "3")
     assert done.returncode == 0, done.stderr
-    assert run.status() == "completed" and run.config()["epochs"] == 3
+    assert run.status() == "completed" and run.config().epochs == 3
     assert torch_epoch(run) == 3
 
 

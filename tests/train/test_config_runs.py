@@ -92,5 +92,5 @@ def test_status_running_with_dead_process_is_interrupted(tmp_path):
     _status(run_dir, "completed", dead.pid)
     assert run.status() == "completed"
     assert [r.name for r in list_runs(tmp_path)] == ["r"]
-    with pytest.raises(CheckpointError, match="no best checkpoint"):
+    with pytest.raises(CheckpointError, match="no best.pt checkpoint"):
         run.checkpoint("best")

@@ -9,8 +9,9 @@ import threading
 import pytest
 import torch
 
+from detcore import atomic
 from detcore.errors import ConfigError, DataError
-from detcore.train.events import Callback
+from detcore.train.events import Callback, JsonlWriter
 from detcore.train.runs import Run
 from detcore.train.trainer import train
 
@@ -72,7 +73,7 @@ def test_resume_equals_uninterrupted_training(tmp_path, tiny_parsed, make_config
 
     straight, resumed = Run(tmp_path / "straight"), Run(tmp_path / "resumed")
     assert resumed.epochs_done() == straight.epochs_done() == 2
-    assert resumed.config()["epochs"] == 2
+    assert resumed.config().epochs == 2
     assert [s["status"] for s in resumed.events("status")] == ["running", "completed", "running", "completed"]
     a = torch.load(straight.checkpoint("last"), weights_only=True)
     b = torch.load(resumed.checkpoint("last"), weights_only=True)
@@ -158,3 +159,17 @@ def test_early_stopping_ends_a_run_that_stopped_improving(tmp_path, tiny_parsed,
     assert status == "completed" and run.status() == "completed"
     assert 2 <= run.epochs_done() < 5
     assert "early stopping" in run.message()
+
+
+def test_event_log_shows_each_epochs_first_step_at_once(tmp_path):
+    """Steps are batched for a second, but the first one after a status or epoch record is written at
+    once: a live chart (or a reader deciding 'this epoch is under way') sees it without waiting."""
+    path = tmp_path / "events.jsonl"
+    writer = JsonlWriter(path, flush_s=3600)
+    writer.on_record(None, {"type": "status", "status": "running"})
+    writer.on_record(None, {"type": "step", "step": 1})
+    writer.on_record(None, {"type": "step", "step": 2})
+    assert [r.get("step") for r in atomic.read_jsonl(path)] == [None, 1]
+    writer.on_record(None, {"type": "epoch", "epoch": 1})
+    writer.on_record(None, {"type": "step", "step": 3})
+    assert [r["type"] for r in atomic.read_jsonl(path)] == ["status", "step", "step", "epoch", "step"]
