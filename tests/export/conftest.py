@@ -134,8 +134,8 @@ def pair_detections(ref, got, *, iou_min: float = 0.99, score_tol: float = 1e-3,
     """Pair each reference detection with an exported one of the same class, a score within
     ``score_tol`` and box IoU >= ``iou_min`` (zero-area boxes: corners within 0.01 px). Returns the
     (reference, exported) index pairs and the unmatched indices of each side, leaving out only those a score difference within ``score_tol``
-    can legitimately move across a cut: the score ``floor``, and the lowest score kept when a side
-    hit the ``cap`` (detections per image)."""
+    can legitimately move across a cut: the score ``floor``, the lowest score kept when a side
+    hit the ``cap`` (detections per image), and a tie swapped at a per-class top-k cut."""
     from torchvision.ops import box_iou
 
     n, m = len(ref), len(got)
@@ -164,4 +164,18 @@ def pair_detections(ref, got, *, iou_min: float = 0.99, score_tol: float = 1e-3,
             cut = max(cut, float(side.scores.min()) + score_tol)
     unmatched_ref = [i for i in unmatched_ref if ref.scores[i] > cut]
     unmatched_got = [j for j in unmatched_got if got.scores[j] > cut]
+    # Models also cut inside (SSD keeps the top ``topk_candidates`` boxes per class before NMS): two
+    # boxes of one class whose scores tie within ``score_tol`` can swap across that cut. Such a swap
+    # shows as one unmatched box on each side, same class, scores within tol, each its class's
+    # lowest-scoring detection (the cut is below all the others); one per class at most.
+    def lowest_of_class(side, k):
+        return float(side.scores[k]) <= float(side.scores[side.labels == side.labels[k]].min()) + score_tol
+
+    for i in list(unmatched_ref):
+        twins = [j for j in unmatched_got
+                 if got.labels[j] == ref.labels[i] and abs(float(got.scores[j]) - float(ref.scores[i])) <= score_tol
+                 and lowest_of_class(got, j)]
+        if twins and lowest_of_class(ref, i):
+            unmatched_ref.remove(i)
+            unmatched_got.remove(twins[0])
     return pairs, unmatched_ref, unmatched_got
