@@ -145,7 +145,8 @@ def form_sections_ui(base: TrainConfig, k: str) -> dict:
         values["cpu_bf16"] = c2.checkbox(
             "bfloat16 on CPU", base.cpu_bf16, key=k + "cpu_bf16",
             help="Train in bfloat16 on a CPU with native bf16 (AVX512-BF16 / AMX): faster steps; validation "
-                 "and prediction stay float32. Ignored on other CPUs and on GPUs.")
+                 "and prediction stay float32. Other CPUs train in float32 (the run's start message says so); "
+                 "ignored on GPUs.")
     with st.expander("More", icon=":material/more_horiz:"):
         c1, c2, c3, c4 = st.columns(4)
         values["seed"] = int(c1.number_input("Seed", 0, 1_000_000, base.seed, key=k + "seed",

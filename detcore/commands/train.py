@@ -122,7 +122,8 @@ def _add_more_setting_flags(p: argparse.ArgumentParser) -> None:
     opt.add_argument("--grad-clip", type=float, help="clip the gradient norm at this value")
     opt.add_argument("--amp", action=argparse.BooleanOptionalAction, help="mixed precision (CUDA only)")
     opt.add_argument("--cpu-bf16", action=argparse.BooleanOptionalAction,
-                     help="bfloat16 autocast when training on a CPU with native bf16 (AVX512-BF16 / AMX)")
+                     help="bfloat16 autocast when training on a CPU with native bf16 (AVX512-BF16 / AMX); "
+                          "elsewhere training stays float32 and the run's start message says so")
     opt.add_argument("--channels-last", action=argparse.BooleanOptionalAction, help="channels-last memory format")
     opt.add_argument("--early-stopping-patience", type=int, help="stop after N validations without AP gain (0 = off)")
     opt.add_argument("--trainable-backbone-layers", type=int, help="pretrained backbone layers left trainable (0-5)")

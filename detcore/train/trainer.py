@@ -320,6 +320,8 @@ def train(config: TrainConfig | None, run_dir: str | Path, *, stop_event: thread
             if plan.checkpoint is not None:
                 trainer.load_checkpoint(plan.checkpoint)
                 message = f"resumed after epoch {trainer.state.start_epoch}"
+        if config.cpu_bf16 and prepared.device.type == "cpu" and not prepared.cpu_bf16:
+            message += "; cpu_bf16 is off: this CPU has no native bfloat16, so training runs in float32"
         trainer.emit_status(Status.RUNNING, message)
         return trainer.run_loop()
     except BaseException as e:
