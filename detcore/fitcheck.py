@@ -25,11 +25,12 @@ def target_settings(model_or_preset: str) -> dict:
         p = PRESETS[model_or_preset]
         return {"model": p["model"], "anchors": p.get("anchors", "default"),
                 "input_size": p.get("input_size", "default"), "max_input_size": p.get("max_input_size"),
-                "preset": model_or_preset}
+                "crops": bool((p.get("augment") or {}).get("crop")), "preset": model_or_preset}
     if model_or_preset not in g.LAYOUTS:
         raise ConfigError("--fit", f"{model_or_preset!r} is neither a model ({', '.join(sorted(g.LAYOUTS))}) "
                                    f"nor a preset ({', '.join(PRESETS)})")
-    return {"model": model_or_preset, "anchors": "auto", "input_size": "auto", "max_input_size": None, "preset": None}
+    return {"model": model_or_preset, "anchors": "auto", "input_size": "auto", "max_input_size": None, "crops": False,
+            "preset": None}
 
 
 def fit_split_samples(parsed: ParsedDataset) -> list:
@@ -52,7 +53,7 @@ def geometry_check(parsed: ParsedDataset, model_or_preset: str) -> dict:
     if anchors == "default" and input_size == "default":  # a preset that fits nothing: show what fitting would do
         anchors, input_size = "auto", "auto"
     fitted = g.fit_geometry(model, train_boxes, anchors=anchors, input_size=input_size,
-                            max_input=settings["max_input_size"])
+                            max_input=settings["max_input_size"], crops=settings["crops"])
     out = g.compare(model, everything, fitted=fitted)
     out["preset"] = settings["preset"]
     out["fitted_on"] = {**FIT_SPLIT, "images": train_boxes.images, "boxes": len(train_boxes)}

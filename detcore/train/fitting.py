@@ -34,9 +34,10 @@ def resolve_geometry(config: TrainConfig, train_samples: list, classes: list[str
         fitted = g.fit_geometry(config.model, boxset, anchors=config.anchors, input_size=base)
     else:
         fitted = g.fit_geometry(config.model, boxset, anchors=config.anchors, input_size=config.input_size,
-                                max_input=config.max_input_size)
+                                max_input=config.max_input_size, crops=bool(config.augment.get("crop")))
     default = g.best_possible_recall(layout, layout.default_geometry(), boxset) if len(boxset) else None
     return {"input": fitted["input"], "anchors": fitted["anchors"],
+            **({"crop_input": fitted["crop_input"]} if "crop_input" in fitted else {}),
             "fit": {"split": "train", "images": len(train_samples), "boxes": len(boxset),
                     "anchors": config.anchors if isinstance(config.anchors, str) else "explicit",
                     "input_size": config.input_size,
@@ -60,7 +61,7 @@ def train_transforms(config: TrainConfig, geometry: dict | None, samples: list |
     crop = config.augment.get("crop")
     if not crop:
         return build_transforms(True, config.augment)
-    spec = (geometry or {}).get("input") or g.layout_for(config.model).input
+    spec = (geometry or {}).get("crop_input") or (geometry or {}).get("input") or g.layout_for(config.model).input
     weights = class_weights(samples, n_classes) if config.augment.get("balanced_crops") and samples else None
     return CropAtModelScale(spec, int(crop), scale_jitter=config.augment.get("scale_jitter"),
                             hflip=config.augment.get("hflip") or 0.0,

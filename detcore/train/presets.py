@@ -43,7 +43,9 @@ PRESETS: dict[str, dict] = {
         "weights": "none",
         "device": "cpu",
         "anchors": "auto",  # FCOS has points, not anchors: the fit sets the input size only
-        "input_size": "auto",  # smallest input where >= 97 % of training boxes span a stride-8 cell
+        # crops at the smallest input where >= 97 % of training boxes span a stride-8 cell; the model
+        # predicts 1.2x larger (geometry.CROP_PREDICT_SCALE)
+        "input_size": "auto",
         "max_input_size": 640,
         "time_limit": 15,  # minutes; the cosine schedule is laid over what fits
         "epochs": 12,  # under a time limit only the schedule's shape (cosine: none)

@@ -252,3 +252,23 @@ def test_points_models_count_boxes_spanning_a_finest_cell():
     assert (g.best_iou(layout, geometry, resized) > 0).all()  # torchvision assigns a point to both
     assert g.matched(layout, geometry, resized).tolist() == [False, True]
     assert g.best_possible_recall(layout, geometry, boxset) == 0.5
+
+
+def test_crop_runs_cut_crops_at_the_fitted_size_and_predict_larger():
+    """Crop training with input_size auto: crops at the fitted size, prediction at CROP_PREDICT_SCALE
+    times it (rounded to the padding multiple, never above max_input); other settings are unchanged."""
+    boxset = _tiny_boxes()
+    plain = g.fit_geometry("fcos_resnet18_fpn8", boxset, anchors="auto", input_size="auto")
+    cropped = g.fit_geometry("fcos_resnet18_fpn8", boxset, anchors="auto", input_size="auto", crops=True)
+    assert "crop_input" not in plain
+    assert cropped["crop_input"] == plain["input"]
+    size = plain["input"]["min_size"]
+    want = int(round(size * g.CROP_PREDICT_SCALE / 32)) * 32
+    assert want > size and cropped["input"] == g.input_spec_for(g.layout_for("fcos_resnet18_fpn8"), want)
+    assert cropped["best_possible_recall"] >= plain["best_possible_recall"]
+    capped = g.fit_geometry("fcos_resnet18_fpn8", boxset, input_size="auto", crops=True, max_input=size)
+    assert capped["input"] == capped["crop_input"] == plain["input"]
+    # a number (or default) is the user's own input size: used as it is, for crops and prediction
+    fixed = g.fit_geometry("fcos_resnet18_fpn8", boxset, input_size=320, crops=True)
+    assert fixed["input"]["min_size"] == 320 and "crop_input" not in fixed
+    assert "crops cut at min_size" in g.describe({**cropped, "anchors": cropped["anchors"]})

@@ -255,6 +255,8 @@ def test_inspect_fit_json_contract_and_errors(tmp_path):
         assert set(fit[which]["per_class"]) == {"red", "blue"}
     preset = json.loads(run_cli("inspect", str(data), "--fit", "cpu-real", "--json").stdout)["fit"]
     assert preset["preset"] == "cpu-real" and preset["model"] == config_from_preset("cpu-real").model
+    # cpu-real trains on crops: the check shows the size the model predicts at and where crops are cut
+    assert preset["fitted"]["geometry"]["input"]["min_size"] > preset["fitted"]["crop_input"]["min_size"]
     bad = run_cli("inspect", str(data), "--fit", "yolo")
     assert bad.returncode == 2 and bad.stderr.startswith("error: --fit: 'yolo' is neither a model")
 
@@ -271,6 +273,25 @@ def test_cli_train_flags_reach_the_run(tmp_path):
     bad = run_cli("train", "--data", str(data), "--model", "fasterrcnn_mobilenet_v3_large_320_fpn",
                   "--anchors", '{"sizes": [[8]], "aspect_ratios": [[1.0]]}', "--out", str(tmp_path / "bad"))
     assert bad.returncode == 2 and "error: anchors:" in bad.stderr
+
+
+def test_cpu_real_cuts_crops_at_the_fitted_size_and_the_model_predicts_larger(tmp_path):
+    """cpu-real (crops, input_size auto): the geometry stored for the run keeps the fitted size for the
+    crops (``crop_input``) and builds a model that resizes whole images CROP_PREDICT_SCALE times larger."""
+    from detcore.data.detect import load_dataset
+    from detcore.models import build_model
+    from detcore.train.fitting import resolve_geometry, train_transforms
+
+    data = write_tiny_voc(tmp_path / "data", n=12)
+    parsed = load_dataset(str(data))
+    config = config_from_preset("cpu-real", data=str(data))
+    geometry = resolve_geometry(config, parsed.samples, list(parsed.classes))
+    crop_size, predict_size = geometry["crop_input"]["min_size"], geometry["input"]["min_size"]
+    assert predict_size == int(round(crop_size * g.CROP_PREDICT_SCALE / 32)) * 32 > crop_size
+    transform = train_transforms(config, geometry, parsed.samples, len(parsed.classes))
+    assert transform.min_size == crop_size
+    model = build_model(config.model, classes=list(parsed.classes), weights="none", geometry=geometry)
+    assert tuple(model.transform.min_size) == (predict_size,)
 
 
 def test_without_model_or_preset_the_cli_says_which_preset_it_chose(tmp_path):
@@ -367,5 +388,8 @@ def test_cpu_bf16_trains_in_bfloat16_and_keeps_float32_weights_and_validation(tm
     assert set(seen[False]) == {torch.float32}  # validation
     losses = [s["loss"] for s in Run(tmp_path / "run").events("step")]
     assert losses and all(np.isfinite(losses))
+    # a CPU without native bf16 trains in float32 and the run says so where the user reads its status
+    started = next(e["message"] for e in Run(tmp_path / "run").events("status") if e["status"] == "running")
+    assert ("no native bfloat16" in started) == (not cpu_has_bf16())
     state = load_checkpoint(tmp_path / "run" / "checkpoints" / "last.pt")["model"]
     assert {v.dtype for v in state.values() if v.is_floating_point()} == {torch.float32}
