@@ -134,6 +134,10 @@ def geometry_ui(parsed: ParsedDataset) -> None:
         return
     options = target_options()
     suggested, _ = suggest_preset(parsed.root, cuda=False)
+    if st.session_state.get("data_geometry_dataset") != str(parsed.root):
+        # another dataset: start from the preset it would train with, not the last dataset's choice
+        st.session_state["data_geometry_dataset"] = str(parsed.root)
+        st.session_state["data_geometry_target"] = suggested
     target = st.selectbox("Model or preset", options, index=options.index(suggested), format_func=target_label,
                           key="data_geometry_target",
                           help="A preset means its model with the geometry the preset trains with; a bare model "
@@ -148,7 +152,11 @@ def geometry_ui(parsed: ParsedDataset) -> None:
         cols[1].metric("Recall ceiling, fitted", f"{100 * fitted['best_possible_recall']:.0f} %",
                        delta=f"{100 * (fitted['best_possible_recall'] - default['best_possible_recall']):+.0f} pts")
         cols[2].metric("Input, default", input_text(default["geometry"]["input"]))
-        cols[3].metric("Input, fitted", input_text(fitted["geometry"]["input"]))
+        crop_input = fitted.get("crop_input")
+        cols[3].metric("Input, fitted", input_text(fitted["geometry"]["input"]),
+                       help=f"This preset trains on crops cut at {input_text(crop_input)} and predicts whole images "
+                            f"at this larger size: crops show objects larger than a whole image does."
+                       if crop_input else None)
         st.plotly_chart(viz.anchor_fit_figure(panels, parsed.classes), key="data_geometry_plot")
         percent = st.column_config.NumberColumn(format="percent")
         st.dataframe(recall_table(check), hide_index=True, key="data_geometry_table",

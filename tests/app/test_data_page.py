@@ -113,3 +113,21 @@ def test_geometry_check_tab_compares_a_model_before_and_after_fitting(app, demo_
     assert any(t.get("name") == "anchors" for t in plot["data"])
     table = next(d.value for d in at.dataframe if "fitted recall" in d.value.columns)
     assert set(table["boxes"]) >= {"small", "medium", "large", "with_mask"}
+
+
+def test_geometry_check_follows_the_dataset_and_keeps_a_choice_for_it(app, tmp_path):
+    """The check opens on the preset the dataset would train with: demo-cpu for the demo, cpu-real for
+    real photos dropped after it (not the demo's leftover choice); a model picked for a dataset stays."""
+    from detcore.data.demo import generate_demo_dataset
+
+    other = generate_demo_dataset(tmp_path / "photos", n_images=5, seed=3)
+    (other / "demo.json").unlink()  # no longer the synthetic demo set: "real photos" to the app
+    at = app.run()
+    assert at.selectbox(key="data_geometry_target").value == "demo-cpu"
+    at.selectbox(key="data_geometry_target").select("fasterrcnn_mobilenet_v2_custom").run()
+    at.run()
+    assert at.selectbox(key="data_geometry_target").value == "fasterrcnn_mobilenet_v2_custom"
+    at.file_uploader(key="data_zip").set_value(("photos.zip", _zip_folder(other), "application/zip")).run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert _metric(at, "Images") == "5"
+    assert at.selectbox(key="data_geometry_target").value == "cpu-real"
