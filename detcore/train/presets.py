@@ -203,4 +203,12 @@ float32 0.348; input 320 0.386 (so the fit rule asks 97 % of training boxes, whi
 bf16 autocast + channels-last on this AVX512-BF16 CPU, 1.9x the steps, 0.452; the same at 384 px
 0.437 (a larger input did not help); weight decay 0.05 instead of 1e-4 0.437 (no help either).
 Validation AP50 flattens near 0.57 after about 10 of the 15 minutes in all three.
+
+Prediction size (a later, slower machine: 12.9 images/s; same split): crops around objects show them
+larger than whole images at the same input, so one checkpoint predicting at 320 / 384 / 448 px scored
+test AP50 0.387 / 0.420 / 0.416; crop runs now predict 1.2x larger than the fitted crop size
+(geometry.CROP_PREDICT_SCALE). A run trained that way: 0.395 at 384, 0.369 at 320. Run-to-run noise of
+one 15-minute recipe is about 0.02-0.03 test AP50, so compare changes on one checkpoint where possible.
+Not measured yet: drawing images with rare classes more often (repeat-factor sampling) on top of
+balanced crops.
 """
