@@ -134,11 +134,12 @@ def geometry_ui(parsed: ParsedDataset) -> None:
         return
     options = target_options()
     suggested, _ = suggest_preset(parsed.root, cuda=False)
-    if st.session_state.get("data_geometry_dataset") != str(parsed.root):
+    if st.session_state.get("data_geometry_dataset") != str(parsed.root) or \
+            st.session_state.get("data_geometry_target") not in options:
         # another dataset: start from the preset it would train with, not the last dataset's choice
         st.session_state["data_geometry_dataset"] = str(parsed.root)
         st.session_state["data_geometry_target"] = suggested
-    target = st.selectbox("Model or preset", options, index=options.index(suggested), format_func=target_label,
+    target = st.selectbox("Model or preset", options, format_func=target_label,
                           key="data_geometry_target",
                           help="A preset means its model with the geometry the preset trains with; a bare model "
                                "gets anchors and input size fitted to the boxes.")
