@@ -120,7 +120,8 @@ def form_sections_ui(base: TrainConfig, k: str) -> dict:
                                help="Random square crops cut at the model's own scale (small objects stay as "
                                     "large as the model sees them); prediction uses whole images")
         balanced = c2.checkbox("Balanced crops", bool(aug.get("balanced_crops")), key=k + "augment.balanced_crops",
-                               help="Place crops around objects, rare classes more often (1/sqrt of the frequency)")
+                               help="Rare classes more often: images holding them are drawn more often and crops "
+                                    "are placed around their objects (1/sqrt of the frequency)")
         values["augment"] = {**augment, "scale_jitter": augment["scale_jitter"] or None, "crop": int(crop) or None,
                              "balanced_crops": bool(balanced)}
     with st.expander("Optimizer & schedule", icon=":material/tune:"):

@@ -136,7 +136,8 @@ def _add_more_setting_flags(p: argparse.ArgumentParser) -> None:
     aug.add_argument("--crop", type=int, metavar="N", help="train on random N x N crops cut at the model's own scale "
                                                         "(0 = whole images; detcore/data/crops.py)")
     aug.add_argument("--balanced-crops", action=argparse.BooleanOptionalAction,
-                     help="place crops around objects, rare classes more often")
+                     help="rare classes more often: images holding them are drawn more often and crops are "
+                          "placed around their objects (1/sqrt of the frequency)")
     split = p.add_argument_group("split (saved with the run; evaluation uses the same images)")
     split.add_argument("--val-fraction", type=float, help="validation part drawn from the non-test images (0 = "
                                                           "validate on the test part)")

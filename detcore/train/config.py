@@ -22,7 +22,9 @@ DEVICES = ("auto", "cpu", "cuda")
 SPLIT_METHODS = ("random", "last_n", "holdout", "imagesets")
 # crop: train on random square crops of this side (model-input pixels) cut from the image at the
 # model's own scale (times scale_jitter), and predict on whole images — see detcore/data/crops.py.
-# balanced_crops: place crops around objects drawn by 1/sqrt(class frequency) (rare classes more often).
+# balanced_crops: rare classes more often — images drawn by 1/sqrt of the image frequency of the rarest
+# class they hold (fitting.image_weights; not under torchrun), crops placed around objects drawn by
+# 1/sqrt(class frequency).
 AUGMENT_DEFAULTS = {"hflip": 0.5, "rotate": 0.0, "scale_jitter": None, "color_jitter": 0.0, "crop": None,
                     "balanced_crops": False}
 GEOMETRY_CHOICES = ("default", "auto")

@@ -61,10 +61,15 @@ def device_for(setting: str, info: DistInfo) -> torch.device:
     return torch.device("cuda", info.local_rank if info.enabled else torch.cuda.current_device())
 
 
-def train_sampler(dataset, info: DistInfo, *, seed: int, generator: torch.Generator):
+def train_sampler(dataset, info: DistInfo, *, seed: int, generator: torch.Generator, weights=None):
+    """Each rank's shard under torchrun; else a shuffle, or with ``weights`` (one per image) a draw
+    with replacement in proportion to them (``augment.balanced_crops``; not under torchrun, whose
+    shards are plain shuffles)."""
     if info.enabled:
         return torch.utils.data.DistributedSampler(dataset, num_replicas=info.world_size, rank=info.rank,
                                                    shuffle=True, seed=seed)
+    if weights is not None:
+        return torch.utils.data.WeightedRandomSampler(weights, len(weights), replacement=True, generator=generator)
     return torch.utils.data.RandomSampler(dataset, generator=generator)
 
 

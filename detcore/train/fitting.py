@@ -54,6 +54,18 @@ def class_weights(samples: list, n_classes: int) -> list[float]:
     return [float(1.0 / np.sqrt(f)) if f > 0 else 0.0 for f in freq]
 
 
+def image_weights(samples: list, n_classes: int) -> list[float]:
+    """How often to draw each training image so that rare classes are seen more often (repeat-factor
+    sampling, as in LVIS): an image weighs ``1 / sqrt(f)`` for the rarest class it holds, ``f`` being
+    the share of training images that hold that class; an image without boxes weighs 1. Used with
+    ``augment.balanced_crops``; the cpu-real notes in detcore/train/presets.py have the measurement."""
+    holds = [np.unique(np.asarray(s.labels, np.int64)) for s in samples]
+    counts = np.bincount(np.concatenate(holds or [np.zeros(0, np.int64)]), minlength=n_classes)[:n_classes]
+    freq = counts / max(len(samples), 1)
+    per_class = np.where(freq > 0, 1.0 / np.sqrt(np.maximum(freq, 1e-12)), 1.0)
+    return [float(per_class[h].max()) if len(h) else 1.0 for h in holds]
+
+
 def train_transforms(config: TrainConfig, geometry: dict | None, samples: list | None = None,
                      n_classes: int | None = None):
     """The training split's transforms: crops at the model's scale when ``augment.crop`` is set

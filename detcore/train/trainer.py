@@ -29,7 +29,7 @@ from detcore.train import distributed
 from detcore.train.budget import TimeBudget
 from detcore.train.config import TrainConfig
 from detcore.train.events import Checkpointer, EarlyStopping, EpochLogger, JsonlWriter, StepLogger, Validation
-from detcore.train.fitting import resolve_geometry, train_transforms
+from detcore.train.fitting import image_weights, resolve_geometry, train_transforms
 from detcore.train.precise_bn import PreciseBatchNorm, trainable_batchnorms
 from detcore.train.runs import Run, Status, check_new_run_dir
 from detcore.train.split_plan import plan_split  # the one split rule, shared with the Train page's preview
@@ -411,7 +411,9 @@ def prepare_run(config: TrainConfig, run: Run, *, dist, resume: bool, dataset=No
     train_ds = DetectionDataset(train_samples, classes, train_transforms(config, config.geometry, train_samples,
                                                                          len(classes)), with_masks=spec.has_masks)
     generator = torch.Generator()
-    sampler = distributed.train_sampler(train_ds, dist, seed=config.seed, generator=generator)
+    balanced = bool(config.augment.get("crop") and config.augment.get("balanced_crops"))
+    sampler = distributed.train_sampler(train_ds, dist, seed=config.seed, generator=generator,
+                                        weights=image_weights(train_samples, len(classes)) if balanced else None)
     per_rank = len(sampler) if sampler is not None else len(train_ds)
     loader = torch.utils.data.DataLoader(train_ds, batch_size=config.batch_size, sampler=sampler,
                                          drop_last=per_rank > 1 and per_rank % config.batch_size == 1,

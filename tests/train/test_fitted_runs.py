@@ -393,3 +393,42 @@ def test_cpu_bf16_trains_in_bfloat16_and_keeps_float32_weights_and_validation(tm
     assert ("no native bfloat16" in started) == (not cpu_has_bf16())
     state = load_checkpoint(tmp_path / "run" / "checkpoints" / "last.pt")["model"]
     assert {v.dtype for v in state.values() if v.is_floating_point()} == {torch.float32}
+
+
+def test_balanced_crops_draw_images_with_rare_classes_more_often():
+    """Repeat-factor sampling: 9 images of a common class, 1 holding a rare one too. The rare class is in
+    1/10 of the images, so that image weighs sqrt(10) against the others' 1/sqrt(0.9 + ...) and the run's
+    sampler draws it about 3 times as often as a plain shuffle would; without balanced crops it is a shuffle."""
+    from detcore.structures import Sample
+    from detcore.train import distributed
+    from detcore.train.fitting import image_weights
+
+    samples = [Sample(f"s{i}", "x.png", 10, 10, boxes=[[0, 0, 1, 1]] * (1 + (i == 9)),
+                      labels=[0] if i < 9 else [0, 1]) for i in range(10)]
+    weights = image_weights(samples, 2)
+    assert weights[9] == pytest.approx(np.sqrt(10)) and weights[0] == pytest.approx(1.0)  # class 0 is in all 10
+    info, generator = distributed.DistInfo(), torch.Generator().manual_seed(0)
+    drawn = [i for _ in range(300) for i in distributed.train_sampler(samples, info, seed=0, generator=generator,
+                                                                       weights=weights)]
+    share = drawn.count(9) / len(drawn)
+    assert 0.2 < share < 0.35  # sqrt(10) / (9 + sqrt(10)) = 0.26, against 0.1 for a shuffle
+    plain = list(distributed.train_sampler(samples, info, seed=0, generator=generator))
+    assert sorted(plain) == list(range(10))  # a permutation: each image once per epoch
+
+
+def test_a_balanced_crop_run_uses_the_weighted_sampler_and_resumes_the_same_order(tmp_path):
+    """Through prepare_run: cpu-real-like settings give the weighted draw, reseeded per epoch like the shuffle."""
+    from detcore.train import distributed
+    from detcore.train.runs import Run
+    from detcore.train.trainer import prepare_run
+
+    data = write_tiny_voc(tmp_path / "data", n=12)
+    config = TrainConfig(data=str(data), **{**TINY, "model": "fcos_resnet18_fpn8",
+                                            "augment": {"crop": 64, "balanced_crops": True}})
+    prepared = prepare_run(config, Run(tmp_path / "run"), dist=distributed.DistInfo(), resume=False)
+    assert isinstance(prepared.train_loader.sampler, torch.utils.data.WeightedRandomSampler)
+    orders = []
+    for _ in range(2):
+        prepared.sampler_generator.manual_seed(config.seed + 3)  # what the trainer does at epoch 3
+        orders.append(list(prepared.train_loader.sampler))
+    assert orders[0] == orders[1]
