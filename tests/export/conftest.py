@@ -167,7 +167,7 @@ def pair_detections(ref, got, *, iou_min: float = 0.99, score_tol: float = 1e-3,
     # Models also cut inside (SSD keeps the top ``topk_candidates`` boxes per class before NMS): two
     # boxes of one class whose scores tie within ``score_tol`` can swap across that cut. Such a swap
     # shows as one unmatched box on each side, same class, scores within tol, each its class's
-    # lowest-scoring detection (the cut is below all the others); one per class at most.
+    # lowest-scoring detection (within tol: the cut lies below all the others).
     def lowest_of_class(side, k):
         return float(side.scores[k]) <= float(side.scores[side.labels == side.labels[k]].min()) + score_tol
 
