@@ -29,6 +29,9 @@ EXCEPTION_SELECTOR = '[data-testid="stException"]'
 
 
 def pytest_collection_modifyitems(config, items):
+    for item in items:  # under pytest-xdist (the README's -n 2) one worker runs them all: one server, one browser
+        if "e2e" in item.keywords:
+            item.add_marker(pytest.mark.xdist_group("browser"))
     if CHROMIUM.exists():
         return
     reason = f"{CHROMIUM} not found: install Debian's chromium (apt-get install chromium) to run browser tests"
