@@ -24,6 +24,8 @@ import math
 import torch
 from torchvision.transforms.v2 import functional as F
 
+from detcore.data.dataset import zoom_range
+
 MIN_VISIBLE = 0.5
 OBJECT_BIAS = 0.8  # share of crops placed around a random object (the rest anywhere)
 
@@ -39,7 +41,7 @@ class CropAtModelScale:
             raise ValueError("crop training needs a min_size/max_size input, not a fixed square")
         self.min_size, self.max_size = float(input_spec["min_size"]), float(input_spec["max_size"])
         self.crop = int(crop)
-        self.scale_jitter = tuple(float(x) for x in scale_jitter) if scale_jitter else None
+        self.scale_jitter = zoom_range(scale_jitter)  # F (CLI flag, form slider) or a [lo, hi] range
         self.hflip = float(hflip or 0.0)
         # per model label (label 0, background, unused)
         self.class_weights = torch.tensor([0.0, *class_weights], dtype=torch.float64) if class_weights else None

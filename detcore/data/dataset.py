@@ -27,6 +27,17 @@ def _labels_and_crowd(inputs: Any) -> tuple[torch.Tensor, torch.Tensor]:
     return target["labels"], target["iscrowd"]
 
 
+def zoom_range(scale_jitter) -> tuple[float, float] | None:
+    """``augment.scale_jitter`` as a (lo, hi) zoom range: F means [1 - F, 1 + F] (the CLI flag and the
+    Train form's slider), a [lo, hi] pair is itself (the cpu-real preset); 0 / None is no zoom."""
+    if not scale_jitter:
+        return None
+    if isinstance(scale_jitter, (list, tuple)):
+        lo, hi = scale_jitter
+        return float(lo), float(hi)
+    return 1.0 - float(scale_jitter), 1.0 + float(scale_jitter)
+
+
 def build_transforms(train: bool, augment: dict | None = None) -> v2.Compose:
     """Transforms for training (augmented) or evaluation (tensor conversion only).
 
@@ -42,10 +53,8 @@ def build_transforms(train: bool, augment: dict | None = None) -> v2.Compose:
             steps.append(v2.RandomHorizontalFlip(p=float(augment["hflip"])))
         if augment.get("rotate"):
             steps.append(v2.RandomRotation(degrees=float(augment["rotate"])))
-        if augment.get("scale_jitter"):
-            jitter = augment["scale_jitter"]
-            lo, hi = jitter if isinstance(jitter, (list, tuple)) else (1 - float(jitter), 1 + float(jitter))
-            steps.append(v2.RandomAffine(degrees=0.0, scale=(float(lo), float(hi))))
+        if zoom_range(augment.get("scale_jitter")):
+            steps.append(v2.RandomAffine(degrees=0.0, scale=zoom_range(augment["scale_jitter"])))
         if augment.get("color_jitter"):
             c = float(augment["color_jitter"])
             steps.append(v2.ColorJitter(brightness=c, contrast=c, saturation=c, hue=min(c / 4, 0.5)))

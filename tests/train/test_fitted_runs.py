@@ -298,10 +298,29 @@ def test_without_model_or_preset_the_cli_says_which_preset_it_chose(tmp_path):
     data = write_tiny_voc(tmp_path / "data", n=12)
     out = run_cli("train", "--data", str(data), "--device", "cpu", "--batch-size", "1", "--epochs", "1",
                   "--max-iters-per-epoch", "1", "--eval-every", "0", "--time-limit", "0.2", "--input-size", "96",
-                  "--out", str(tmp_path / "run"))
+                  "--scale-jitter", "0.3", "--out", str(tmp_path / "run"))
     assert out.returncode == 0, out.stderr
     assert "preset cpu-real: the dataset is not the demo set" in out.stderr
-    assert json.loads((tmp_path / "run" / "config.json").read_text())["preset"] == "cpu-real"
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert config["preset"] == "cpu-real"
+    # --scale-jitter F on a crop preset (whose own zoom is a [lo, hi] range) trains at 1 ± F
+    assert config["augment"]["scale_jitter"] == 0.3 and config["augment"]["crop"] == 256
+
+
+def test_crops_take_the_zoom_as_a_flag_or_a_range():
+    from detcore.data.crops import CropAtModelScale
+
+    spec = {"min_size": 200, "max_size": 400}
+    for jitter, (lo, hi) in [(0.3, (0.7, 1.3)), ([0.7, 1.4], (0.7, 1.4)), (None, (1.0, 1.0))]:
+        crops = CropAtModelScale(spec, 64, scale_jitter=jitter)
+        torch.manual_seed(0)
+        scales = [crops.scale_for(100, 150) / 2.0 for _ in range(200)]  # 2.0: the detector's own resize
+        assert lo - 1e-6 <= min(scales) and max(scales) <= hi + 1e-6
+        assert (max(scales) - min(scales) > 0.3 * (hi - lo)) or lo == hi
+        image, _ = crops(torch.zeros(3, 100, 150, dtype=torch.uint8),
+                         {"boxes": torch.tensor([[10.0, 10.0, 40.0, 40.0]]), "labels": torch.tensor([1]),
+                          "iscrowd": torch.tensor([0])})
+        assert image.shape[-2:] == (64, 64)
 
 
 def test_balanced_crops_visit_rare_classes_more_often():
