@@ -225,8 +225,13 @@ def _config_and_run_dir(args):
     augment = {key: getattr(args, flag) for flag, key in _AUGMENT_FLAGS.items() if getattr(args, flag) is not None}
     if augment.get("crop") == 0:
         augment["crop"] = None  # --crop 0: whole images, even where the preset crops
-    if augment:  # on top of the preset's augmentation (or the defaults), not instead of it
-        overrides["augment"] = {**PRESETS.get(args.preset or "", {}).get("augment", {}), **augment}
+
+    def on_preset(preset: str | None) -> dict:
+        """The overrides, with augment flags on top of the preset's augmentation (or the defaults)."""
+        if not augment:
+            return overrides
+        return {**overrides, "augment": {**PRESETS.get(preset or "", {}).get("augment", {}), **augment}}
+
     if args.resume:
         run = Run(args.resume)
         saved = run.resume_plan().config  # every resume check lives in Run.resume_plan
@@ -238,9 +243,9 @@ def _config_and_run_dir(args):
                                time_limit=args.time_limit)
         return plan.config, args.resume, extra
     if args.preset:
-        config = config_from_preset(args.preset, **overrides)
+        config = config_from_preset(args.preset, **on_preset(args.preset))
     elif args.model:
-        config = TrainConfig.from_dict(overrides)
+        config = TrainConfig.from_dict(on_preset(None))
     else:  # neither: the recipe that fits this data and machine, said on stderr
         from detcore.train.presets import suggest_preset
 
@@ -248,7 +253,7 @@ def _config_and_run_dir(args):
             raise ConfigError("--data", "name the dataset to train on")
         preset, why = suggest_preset(args.data, cuda=_cuda_available(overrides.get("device")))
         print(f"preset {preset}: {why} (name --preset or --model to choose yourself)", file=sys.stderr)
-        config = config_from_preset(preset, **overrides)
+        config = config_from_preset(preset, **on_preset(preset))  # --scale-jitter alone keeps its crops
     if not config.data:
         raise ConfigError("--data", "name the dataset to train on")
     config.validate()
