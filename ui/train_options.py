@@ -143,6 +143,11 @@ def form_sections_ui(base: TrainConfig, k: str) -> dict:
             help="Stop after this many validations without AP improvement"))
         values["amp"] = c2.checkbox("Mixed precision (CUDA)", base.amp, key=k + "amp")
         values["channels_last"] = c3.checkbox("Channels-last memory", base.channels_last, key=k + "channels_last")
+        ema = c1.number_input("Weight averaging (EMA) decay, 0 = off", 0.0, 0.9999, float(base.ema_decay or 0.0),
+                              0.001, format="%.4f", key=k + "ema_decay",
+                              help="Validation, the best checkpoint and prediction use an exponential moving "
+                                   "average of the weights (per step); training continues on the raw weights")
+        values["ema_decay"] = float(ema) or None
         values["cpu_bf16"] = c2.checkbox(
             "bfloat16 on CPU", base.cpu_bf16, key=k + "cpu_bf16",
             help="Train in bfloat16 on a CPU with native bf16 (AVX512-BF16 / AMX): faster steps; validation "
@@ -154,6 +159,10 @@ def form_sections_ui(base: TrainConfig, k: str) -> dict:
                                              help="Model initialisation, augmentation and batch order"))
         values["num_workers"] = int(c2.number_input("Data loader workers", 0, 64, base.num_workers,
                                                     key=k + "num_workers"))
+        values["cache_images_mb"] = int(c2.number_input(
+            "Image cache (MB, 0 = off)", 0, 10_000_000, base.cache_images_mb, 256, key=k + "cache_images_mb",
+            help="Keep decoded training images in memory so later epochs skip decoding (each loader worker "
+                 "holds its own copy)"))
         layers = ["default", 0, 1, 2, 3, 4, 5]
         tbl = c3.selectbox("Trainable backbone layers", layers, index=layers.index(base.trainable_backbone_layers)
                            if base.trainable_backbone_layers in layers else 0, key=k + "trainable_backbone_layers",

@@ -35,6 +35,7 @@ from detcore.train.state import Callback
 _FIELDS = {"data": "data", "format": "data_format", "model": "model", "weights": "weights", "epochs": "epochs",
            "batch_size": "batch_size", "lr": "lr", "device": "device", "split_seed": "split_seed",
            "test_fraction": "test_fraction", "optimizer": "optimizer", "seed": "seed", "num_workers": "num_workers",
+           "cache_images_mb": "cache_images_mb",
            "min_size": "min_size", "max_size": "max_size", "eval_every": "eval_every",
            "max_iters_per_epoch": "max_iters_per_epoch", "anchors": "anchors", "input_size": "input_size",
            "max_input_size": "max_input_size", "time_limit": "time_limit",
@@ -42,6 +43,7 @@ _FIELDS = {"data": "data", "format": "data_format", "model": "model", "weights":
 # More settings with a flag each (issue 10: the CLI sets everything the Train form sets).
 _OPTIM_FIELDS = {"momentum": "momentum", "weight_decay": "weight_decay", "schedule": "schedule",
                  "step_size": "step_size", "gamma": "gamma", "warmup_iters": "warmup_iters", "grad_clip": "grad_clip",
+                 "ema_decay": "ema_decay",
                  "amp": "amp", "cpu_bf16": "cpu_bf16", "channels_last": "channels_last",
                  "early_stopping_patience": "early_stopping_patience",
                  "trainable_backbone_layers": "trainable_backbone_layers"}
@@ -80,6 +82,8 @@ def register(subparsers) -> None:
                         "(--split-n images at random) or imagesets: the split the dataset gives (VOC "
                         "ImageSets/Main lists, YOLO train/val/test folders)")
     p.add_argument("--num-workers", type=int)
+    p.add_argument("--cache-images-mb", type=int, metavar="MB",
+                   help="keep decoded training images in memory up to MB megabytes (0 = decode every time)")
     p.add_argument("--min-size", type=int, help="detector input: shorter side resized to this")
     p.add_argument("--max-size", type=int, help="detector input: longer side capped at this")
     p.add_argument("--eval-every", type=int, help="epochs between validations (0 = never)")
@@ -120,6 +124,9 @@ def _add_more_setting_flags(p: argparse.ArgumentParser) -> None:
     opt.add_argument("--gamma", type=float, help="step schedule: factor per decay")
     opt.add_argument("--warmup-iters", type=int, help="iterations of linear warm-up")
     opt.add_argument("--grad-clip", type=float, help="clip the gradient norm at this value")
+    opt.add_argument("--ema-decay", type=float, metavar="D",
+                     help="average the weights over steps (e.g. 0.998): validation, best.pt and prediction use "
+                          "the average")
     opt.add_argument("--amp", action=argparse.BooleanOptionalAction, help="mixed precision (CUDA only)")
     opt.add_argument("--cpu-bf16", action=argparse.BooleanOptionalAction,
                      help="bfloat16 autocast when training on a CPU with native bf16 (AVX512-BF16 / AMX); "

@@ -99,11 +99,18 @@ class DetectionDataset(torch.utils.data.Dataset):
     Item ``i`` is ``(image float32 CxHxW in [0, 1], target)`` with target keys ``boxes`` (xyxy),
     ``labels`` (class index + 1), ``image_id`` (= i), ``area``, ``iscrowd`` and, with
     ``with_masks``, ``masks`` (N, H, W uint8).
+
+    ``cache_bytes`` > 0 keeps decoded images (uint8, as decoded) in memory until that many bytes are
+    held, so later epochs skip decoding: a 400 x 500 PNG takes ~11 ms to decode on a CPU core, a fifth
+    of a cpu-real training step. Each data-loader worker process fills its own cache.
     """
 
     def __init__(self, samples: Sequence[Sample], classes: Sequence[str], transforms: Callable | None = None,
-                 *, with_masks: bool = False):
+                 *, with_masks: bool = False, cache_bytes: int = 0):
         self.samples = list(samples)
+        self.cache_bytes = max(0, int(cache_bytes))
+        self._cache: dict[int, np.ndarray] = {}
+        self._cached_bytes = 0
         self.classes = list(classes)
         self.transforms = transforms if transforms is not None else build_transforms(False)
         self.with_masks = with_masks
@@ -118,7 +125,7 @@ class DetectionDataset(torch.utils.data.Dataset):
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, dict]:
         sample = self.samples[index]
-        pixels = load_rgb(sample.image_path)
+        pixels = self._pixels(index)
         height, width = pixels.shape[:2]
         target = {
             "boxes": tv_tensors.BoundingBoxes(torch.as_tensor(sample.boxes, dtype=torch.float32).reshape(-1, 4),
@@ -135,6 +142,16 @@ class DetectionDataset(torch.utils.data.Dataset):
                           else (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]))
         target["image_id"] = index
         return image, target
+
+    def _pixels(self, index: int) -> np.ndarray:
+        """The decoded image, from the cache when it is there (callers copy before changing it)."""
+        pixels = self._cache.get(index)
+        if pixels is None:
+            pixels = load_rgb(self.samples[index].image_path)
+            if self._cached_bytes + pixels.nbytes <= self.cache_bytes:
+                self._cache[index] = pixels
+                self._cached_bytes += pixels.nbytes
+        return pixels
 
     def image_size(self, index: int) -> tuple[int, int]:
         """(height, width) from the annotation when known, for aspect-ratio grouping."""

@@ -60,6 +60,9 @@ class TrainConfig:
     gamma: float = 0.1
     warmup_iters: int = 0
     grad_clip: float | None = None
+    # exponential moving average of the weights (decay per step; None / 0 = off): validation, best.pt and
+    # prediction use the average, training continues on the raw weights (both are in last.pt for resume)
+    ema_decay: float | None = None
     amp: bool = True  # float16 mixed precision; only takes effect on CUDA
     # bfloat16 autocast for training on a CPU with native bf16 (AVX512-BF16 / AMX); ignored elsewhere.
     # Validation and prediction stay float32. Measured: a ResNet-18 FCOS step 1.6x faster.
@@ -68,6 +71,9 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"
     num_workers: int = 0
+    # keep decoded training images in memory, up to this many MB (0 = decode each time); saves a fifth of
+    # a cpu-real step on PNG photos; each data-loader worker holds its own copy
+    cache_images_mb: int = 0
     max_iters_per_epoch: int | None = None  # cap for smoke runs and benchmarks
     # wall-clock budget in minutes: the LR schedule is laid over the steps that fit (measured as it
     # trains), training stops in time to validate and keep the best checkpoint; epochs then only
@@ -135,6 +141,10 @@ class TrainConfig:
         _check(self.early_stopping_patience >= 0, "early_stopping_patience", "must be >= 0")
         _check(0 <= self.num_workers <= MAX_NUM_WORKERS, "num_workers",
                f"must be in [0, {MAX_NUM_WORKERS}] (got {self.num_workers})")
+        _check(0 <= self.cache_images_mb <= 10_000_000, "cache_images_mb",
+               f"must be a number of megabytes >= 0 (got {self.cache_images_mb})")
+        _check(self.ema_decay is None or 0 <= self.ema_decay < 1, "ema_decay",
+               f"must be in [0, 1), e.g. 0.998; 0 = off (got {self.ema_decay})")
         _check(self.max_iters_per_epoch is None or self.max_iters_per_epoch >= 1, "max_iters_per_epoch", "must be >= 1")
         for name in ("min_size", "max_size", "max_input_size"):
             v = getattr(self, name)

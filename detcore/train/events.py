@@ -115,7 +115,7 @@ class Validation(Callback):
         if not self.every or not t.val_samples or ((s.epoch + 1) % self.every and not last):
             return
         s.val_loss, s.metrics, s.val_evaluation = validate(
-            t.unwrapped_model, t.val_samples, t.classes, device=t.device, with_masks=t.with_masks,
+            t.eval_model, t.val_samples, t.classes, device=t.device, with_masks=t.with_masks,
             with_result=True, batch_invariant=model_info(t.config.model).batch_invariant)
 
 

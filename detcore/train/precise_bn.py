@@ -79,10 +79,10 @@ class PreciseBatchNorm(Callback):
         self.recalibrate(t)  # no-op when the last step already did it
 
     def recalibrate(self, t) -> None:
-        if self._done_epoch == t.state.epoch or not trainable_batchnorms(t.unwrapped_model):
+        if self._done_epoch == t.state.epoch or not trainable_batchnorms(t.eval_model):
             return
         dataset = t.train_loader.dataset
         count = min(self.images, len(dataset))
         images = [dataset[i][0].to(t.device) for i in range(count)]
-        recalibrate_batchnorm(t.unwrapped_model, images)
+        recalibrate_batchnorm(t.eval_model, images)  # the weights that are validated and saved
         self._done_epoch = t.state.epoch

@@ -27,6 +27,7 @@ from detcore.errors import CheckpointError, ConfigError, DataError, DetcoreError
 from detcore.models import build_model, get_spec
 from detcore.train import distributed
 from detcore.train.budget import TimeBudget
+from detcore.train.ema import WeightAverage
 from detcore.train.config import TrainConfig
 from detcore.train.events import Checkpointer, EarlyStopping, EpochLogger, JsonlWriter, StepLogger, Validation
 from detcore.train.fitting import image_weights, resolve_geometry, train_transforms
@@ -114,6 +115,7 @@ class Trainer:
         self.schedule = LrSchedule(self.config, self.iters_per_epoch)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self.schedule)
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.use_amp)
+        self.average = WeightAverage(self.unwrapped_model, self.config.ema_decay) if self.config.ema_decay else None
         self.state = TrainState(total_steps=self.config.epochs * self.iters_per_epoch)
         # with a time limit, epochs do not cap the run: the budget callback ends it (``state.time_up``)
         self.epoch_limit = self.config.epochs if not self.config.time_limit else 1_000_000
@@ -144,6 +146,8 @@ class Trainer:
                 self.scaler.step(self.optimizer)
                 self.scaler.update()
                 self.scheduler.step()
+                if self.average is not None:
+                    self.average.update(self.unwrapped_model)
                 s.global_step += 1
                 self.fire("step_end")
                 if s.iter + 1 >= self.iters_per_epoch:
@@ -155,6 +159,12 @@ class Trainer:
             if s.time_up:
                 return self.end(Status.COMPLETED, self.time_up_message())
         return self.end(Status.COMPLETED, f"trained {self.config.epochs} epochs")
+
+    @property
+    def eval_model(self) -> torch.nn.Module:
+        """The weights that are validated, saved as the checkpoint's ``model`` and predict: the
+        moving average when ``ema_decay`` is set, else the model being trained."""
+        return self.average.model if self.average is not None else self.unwrapped_model
 
     # --- steps the loop names ------------------------------------------------------------------
     def begin_epoch(self, epoch: int) -> None:
@@ -226,13 +236,15 @@ class Trainer:
         """``last`` holds everything resume needs; ``best`` is for prediction only, so it skips the
         optimizer state (half the size for SGD with momentum, a third for AdamW)."""
         s = self.state
-        state = {"format_version": CHECKPOINT_VERSION, "model": self.unwrapped_model.state_dict(),
+        state = {"format_version": CHECKPOINT_VERSION, "model": self.eval_model.state_dict(),
                  "epoch": s.epochs_done, "global_step": s.epochs_done * self.iters_per_epoch,
                  "best_metric": s.best_metric, "metrics": s.metrics or {}, "config": self.config.to_dict(),
                  "classes": list(self.classes), "train_seconds": s.train_seconds}
         if which == "last":
             state.update(optimizer=self.optimizer.state_dict(), scheduler=self.scheduler.state_dict(),
                          scaler=self.scaler.state_dict())
+            if self.average is not None:  # "model" is the average; resume needs the raw weights as well
+                state.update(train_model=self.unwrapped_model.state_dict(), ema=self.average.state())
         path = self.run.checkpoint_path(which)
         try:
             return atomic.torch_save(path, state)
@@ -245,7 +257,9 @@ class Trainer:
         check_matches_run(saved, path, classes=list(self.classes), model_name=self.config.model,
                           geometry=self.config.geometry)
         try:
-            self.unwrapped_model.load_state_dict(saved["model"])
+            self.unwrapped_model.load_state_dict(saved.get("train_model") or saved["model"])
+            if self.average is not None:  # a checkpoint from before the average starts it from its weights
+                self.average.load(saved["model"], saved.get("ema"))
             self.optimizer.load_state_dict(saved["optimizer"])
             if saved.get("scaler"):
                 self.scaler.load_state_dict(saved["scaler"])
@@ -409,7 +423,8 @@ def prepare_run(config: TrainConfig, run: Run, *, dist, resume: bool, dataset=No
     if config.channels_last:
         model.to(memory_format=torch.channels_last)
     train_ds = DetectionDataset(train_samples, classes, train_transforms(config, config.geometry, train_samples,
-                                                                         len(classes)), with_masks=spec.has_masks)
+                                                                         len(classes)), with_masks=spec.has_masks,
+                                cache_bytes=config.cache_images_mb * 2**20)
     generator = torch.Generator()
     balanced = bool(config.augment.get("crop") and config.augment.get("balanced_crops"))
     sampler = distributed.train_sampler(train_ds, dist, seed=config.seed, generator=generator,
