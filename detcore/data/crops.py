@@ -60,6 +60,12 @@ class CropAtModelScale:
             scale *= math.exp(_uniform(math.log(lo), math.log(hi)))
         return scale
 
+    def largest_scale(self, height: int, width: int) -> float:
+        """The largest resize factor ``scale_for`` can draw for this image (the dataset may cache the
+        image at this scale: every crop is cut from a smaller or equal resize of it)."""
+        scale = min(self.min_size / min(height, width), self.max_size / max(height, width))
+        return scale * (self.scale_jitter[1] if self.scale_jitter else 1.0)
+
     def window(self, boxes: torch.Tensor, height: int, width: int, labels=None) -> tuple[int, int, int, int]:
         """(top, left, h, w) of the crop: around a random object when there is one (OBJECT_BIAS),
         drawn by class weight when ``class_weights`` are set."""

@@ -13,6 +13,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
+from PIL import Image
 from pycocotools import mask as coco_mask
 from torchvision import tv_tensors
 from torchvision.transforms import v2
@@ -100,16 +101,19 @@ class DetectionDataset(torch.utils.data.Dataset):
     ``labels`` (class index + 1), ``image_id`` (= i), ``area``, ``iscrowd`` and, with
     ``with_masks``, ``masks`` (N, H, W uint8).
 
-    ``cache_bytes`` > 0 keeps decoded images (uint8, as decoded) in memory until that many bytes are
-    held, so later epochs skip decoding: a 400 x 500 PNG takes ~11 ms to decode on a CPU core, a fifth
-    of a cpu-real training step. Each data-loader worker process fills its own cache.
+    ``cache_bytes`` > 0 keeps decoded images (uint8) in memory until that many bytes are held, so later
+    epochs skip decoding: a 400 x 500 PNG takes ~11 ms to decode on a CPU core, a fifth of a cpu-real
+    training step. When the transforms never need more pixels than ``transforms.largest_scale(h, w)``
+    times the image (crops at the model's scale, detcore/data/crops.py), a larger image is cached at
+    that scale, with its boxes and masks scaled alike: a 12-megapixel photo then costs its decoding
+    and its resize once, not at every step. Each data-loader worker process fills its own cache.
     """
 
     def __init__(self, samples: Sequence[Sample], classes: Sequence[str], transforms: Callable | None = None,
                  *, with_masks: bool = False, cache_bytes: int = 0):
         self.samples = list(samples)
         self.cache_bytes = max(0, int(cache_bytes))
-        self._cache: dict[int, np.ndarray] = {}
+        self._cache: dict[int, tuple[np.ndarray, int, int]] = {}  # index -> (pixels, original height, width)
         self._cached_bytes = 0
         self.classes = list(classes)
         self.transforms = transforms if transforms is not None else build_transforms(False)
@@ -125,16 +129,21 @@ class DetectionDataset(torch.utils.data.Dataset):
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, dict]:
         sample = self.samples[index]
-        pixels = self._pixels(index)
+        pixels, orig_h, orig_w = self._pixels(index)
         height, width = pixels.shape[:2]
+        boxes = torch.as_tensor(sample.boxes, dtype=torch.float32).reshape(-1, 4)
+        if (height, width) != (orig_h, orig_w):  # cached at a smaller scale
+            boxes = boxes * torch.tensor([width / orig_w, height / orig_h, width / orig_w, height / orig_h])
         target = {
-            "boxes": tv_tensors.BoundingBoxes(torch.as_tensor(sample.boxes, dtype=torch.float32).reshape(-1, 4),
-                                              format="XYXY", canvas_size=(height, width)),
+            "boxes": tv_tensors.BoundingBoxes(boxes, format="XYXY", canvas_size=(height, width)),
             "labels": torch.as_tensor(sample.labels, dtype=torch.int64) + 1,
             "iscrowd": torch.as_tensor(sample.iscrowd, dtype=torch.int64),
         }
         if self.with_masks:
-            target["masks"] = tv_tensors.Mask(torch.from_numpy(_instance_masks(sample, height, width)))
+            masks = torch.from_numpy(_instance_masks(sample, orig_h, orig_w))
+            if (height, width) != (orig_h, orig_w):
+                masks = v2.functional.resize(masks, [height, width], interpolation=v2.InterpolationMode.NEAREST)
+            target["masks"] = tv_tensors.Mask(masks)
         image = tv_tensors.Image(torch.from_numpy(pixels.copy()).permute(2, 0, 1))
         image, target = self.transforms(image, target)
         boxes = target["boxes"]
@@ -143,15 +152,31 @@ class DetectionDataset(torch.utils.data.Dataset):
         target["image_id"] = index
         return image, target
 
-    def _pixels(self, index: int) -> np.ndarray:
-        """The decoded image, from the cache when it is there (callers copy before changing it)."""
-        pixels = self._cache.get(index)
-        if pixels is None:
-            pixels = load_rgb(self.samples[index].image_path)
-            if self._cached_bytes + pixels.nbytes <= self.cache_bytes:
-                self._cache[index] = pixels
-                self._cached_bytes += pixels.nbytes
-        return pixels
+    def _pixels(self, index: int) -> tuple[np.ndarray, int, int]:
+        """(pixels, original height, original width): from the cache when the image is there (callers
+        copy the pixels before changing them), else decoded — and cached while the budget allows."""
+        hit = self._cache.get(index)
+        if hit is not None:
+            return hit
+        pixels = load_rgb(self.samples[index].image_path)
+        entry = (pixels, *pixels.shape[:2])
+        if self.cache_bytes:
+            small = self._reduced(pixels)
+            if self._cached_bytes + small.nbytes <= self.cache_bytes:
+                entry = (small, *pixels.shape[:2])
+                self._cache[index] = entry
+                self._cached_bytes += small.nbytes
+        return entry
+
+    def _reduced(self, pixels: np.ndarray) -> np.ndarray:
+        """``pixels`` at the largest scale the transforms will use, when that is smaller than the image."""
+        largest = getattr(self.transforms, "largest_scale", None)
+        height, width = pixels.shape[:2]
+        scale = largest(height, width) if largest is not None else 1.0
+        if scale >= 1.0:
+            return pixels
+        size = (max(1, round(width * scale)), max(1, round(height * scale)))
+        return np.asarray(Image.fromarray(pixels).resize(size, Image.Resampling.BILINEAR))
 
     def image_size(self, index: int) -> tuple[int, int]:
         """(height, width) from the annotation when known, for aspect-ratio grouping."""

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 import pytest
 import torch
 
@@ -94,4 +93,30 @@ def test_the_image_cache_stops_at_its_budget(tiny_parsed):
     for i in range(len(samples)):
         cached[i]
     assert len(cached._cache) == 2 and cached._cached_bytes == 2 * one_image
-    assert np.shares_memory(cached._pixels(0), cached._cache[0])
+    plain = DetectionDataset(samples, classes)
+    for i in range(len(samples)):  # the images past the budget are read from their files, unchanged
+        assert torch.equal(cached[i][0], plain[i][0])
+
+
+def test_large_photos_are_cached_at_the_crop_scale_and_give_the_same_crops(tmp_path):
+    from detcore.data.crops import CropAtModelScale
+    from tests.train.conftest import make_parsed
+
+    parsed = make_parsed(tmp_path / "big", n=3, size=(1200, 900))
+    crops = CropAtModelScale({"min_size": 128, "max_size": 256}, 96, scale_jitter=[0.5, 1.5], hflip=0.5)
+    plain = DetectionDataset(parsed.samples, parsed.classes, crops, with_masks=True)
+    cached = DetectionDataset(parsed.samples, parsed.classes, crops, with_masks=True, cache_bytes=2**24)
+    for i in range(3):
+        cached[i]  # fills the cache
+        pixels, height, width = cached._pixels(i)
+        assert (height, width) == (900, 1200) and pixels.shape == (192, 256, 3)  # 128 / 900 x 1.5 zoom
+    for i in range(3):
+        for draw in range(4):
+            torch.manual_seed(100 * i + draw)
+            a_image, a = plain[i]
+            torch.manual_seed(100 * i + draw)
+            b_image, b = cached[i]
+            assert a_image.shape == b_image.shape and torch.equal(a["labels"], b["labels"])
+            assert torch.allclose(a["boxes"], b["boxes"], atol=1.5)
+            assert (a_image - b_image).abs().mean() < 0.03
+            assert (a["masks"] != b["masks"]).float().mean() < 0.05
