@@ -238,4 +238,7 @@ at its last three validations): not overfitting. Capping detections at 300 per i
 learning rate (4e-3) with the cache: test AP50 0.429 (validation 0.535), the same as 2e-3's 0.428, so
 the preset keeps 2e-3. A quarter more steps and twice the step size both leave test AP50 at 0.43:
 what ~15 passes over 615 photos from scratch can teach, not the schedule, is the limit here.
+
+On large objects (Penn-Fudan, 170 photos of pedestrians, split seed 0, --time-limit 10, same machine):
+input 320 fitted, 803 steps, test AP50 0.903 / AP 0.472 on its 34 test images.
 """
