@@ -143,7 +143,7 @@ def form_sections_ui(base: TrainConfig, k: str) -> dict:
             help="Stop after this many validations without AP improvement"))
         values["amp"] = c2.checkbox("Mixed precision (CUDA)", base.amp, key=k + "amp")
         values["channels_last"] = c3.checkbox("Channels-last memory", base.channels_last, key=k + "channels_last")
-        ema = c1.number_input("Weight averaging (EMA) decay, 0 = off", 0.0, 0.9999, float(base.ema_decay or 0.0),
+        ema = c1.number_input("EMA decay (0 = off)", 0.0, 0.9999, float(base.ema_decay or 0.0),
                               0.001, format="%.4f", key=k + "ema_decay",
                               help="Validation, the best checkpoint and prediction use an exponential moving "
                                    "average of the weights (per step); training continues on the raw weights")
