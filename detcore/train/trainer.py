@@ -27,8 +27,8 @@ from detcore.errors import CheckpointError, ConfigError, DataError, DetcoreError
 from detcore.models import build_model, get_spec
 from detcore.train import distributed
 from detcore.train.budget import TimeBudget
-from detcore.train.ema import WeightAverage
 from detcore.train.config import TrainConfig
+from detcore.train.ema import WeightAverage
 from detcore.train.events import Checkpointer, EarlyStopping, EpochLogger, JsonlWriter, StepLogger, Validation
 from detcore.train.fitting import image_weights, resolve_geometry, train_transforms
 from detcore.train.precise_bn import PreciseBatchNorm, trainable_batchnorms
