@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,16 +17,37 @@ from detcore.metrics import evaluate_detections
 from detcore.structures import ParsedDataset
 from detcore.train.runs import Run
 
+STAMP_DEPTH = 3  # YOLO's labels/train/, COCO's images/train2017/ sit two levels down
 
-def folder_stamp(path: str | Path) -> float:
-    """Latest mtime among a folder and its direct children — changes when files are added or replaced."""
+
+def folder_stamp(path: str | Path, depth: int = STAMP_DEPTH) -> float:
+    """Latest mtime among a folder, its direct children and its sub-folders ``depth`` levels down —
+    changes when files are added, removed or replaced anywhere in a dataset's usual layout (a file
+    edited in place below the top level keeps its folder's mtime; save it under a new name)."""
     path = Path(path)
-    if not path.exists():
+    try:
+        latest = path.stat().st_mtime
+    except OSError:
         return 0.0
-    stamps = [path.stat().st_mtime]
-    if path.is_dir():
-        stamps += [child.stat().st_mtime for child in path.iterdir()]
-    return max(stamps)
+    if not path.is_dir():
+        return latest
+    folders = [(path, 0)]
+    while folders:
+        folder, level = folders.pop()
+        try:
+            with os.scandir(folder) as entries:
+                for entry in entries:
+                    try:
+                        is_dir = entry.is_dir(follow_symlinks=False)
+                        if level == 0 or is_dir:
+                            latest = max(latest, entry.stat().st_mtime)
+                    except OSError:
+                        continue  # vanished or unreadable: the dataset reader reports it
+                    if is_dir and level + 1 < depth:
+                        folders.append((Path(entry.path), level + 1))
+        except OSError:
+            continue
+    return latest
 
 
 @st.cache_resource(show_spinner="Reading the dataset…", max_entries=8)
