@@ -15,11 +15,11 @@ import numpy as np
 import pytest
 
 from detcore.cli import main
+from tests.data.builders import SHARED_DATA
 
 REPO = Path(__file__).resolve().parents[1]
 RECIPES = REPO / "docs" / "recipes.md"
-SHARED = next((p for p in (REPO.parent / "shared" / "data", Path("/work/shared/data")) if p.is_dir()),
-              REPO.parent / "shared" / "data")
+SHARED = SHARED_DATA
 DATASETS = {"data/face-mask-detection": SHARED / "facemask-sample", "data/PennFudanPed": SHARED / "PennFudanPed-sample"}
 # What the test changes, and nothing else: no downloads here, and smoke-sized training.
 SMOKE = ["--weights", "none", "--epochs", "1", "--max-iters-per-epoch", "1", "--batch-size", "1",

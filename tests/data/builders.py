@@ -11,8 +11,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-# ../shared/data beside the repository (CI's layout); DETBOARD_SHARED_DATA points elsewhere (a git worktree).
-SHARED_DATA = Path(os.environ.get("DETBOARD_SHARED_DATA") or Path(__file__).resolve().parents[3] / "shared" / "data")
+# The real samples: DETBOARD_SHARED_DATA, else ../shared/data beside the repository (CI's layout), else
+# /work/shared/data (a clone elsewhere on the development machine). The one place tests find them.
+_REPO = Path(__file__).resolve().parents[2]
+_SHARED_CANDIDATES = [Path(p) for p in (os.environ.get("DETBOARD_SHARED_DATA"),) if p] + [
+    _REPO.parent / "shared" / "data", Path("/work/shared/data")]
+SHARED_DATA = next((p for p in _SHARED_CANDIDATES if p.is_dir()), _SHARED_CANDIDATES[0])
 
 
 def write_image(path: Path, width: int = 40, height: int = 30, mode: str = "RGB") -> Path:

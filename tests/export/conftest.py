@@ -18,13 +18,14 @@ import numpy as np
 import pytest
 import torch
 
+from tests.data.builders import SHARED_DATA
+
 REPO = Path(__file__).resolve().parents[2]
-SHARED_CANDIDATES = [REPO.parent / "shared" / "data", Path("/work/shared/data")]
 CLASSES = ["with_mask", "without_mask", "mask_weared_incorrect"]
 
 
 def shared_data() -> Path | None:
-    return next((p for p in SHARED_CANDIDATES if (p / "facemask-sample" / "images").is_dir()), None)
+    return SHARED_DATA if (SHARED_DATA / "facemask-sample" / "images").is_dir() else None
 
 
 @pytest.fixture(scope="session")

@@ -1,7 +1,5 @@
 """The real data samples (when present): our engine equals pycocotools on them, bbox and segm."""
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
@@ -9,9 +7,10 @@ from detcore.metrics import evaluate_detections
 from detcore.metrics.masks import sample_rles
 from detcore.metrics.voc import evaluate_voc
 from detcore.structures import Detections
+from tests.data.builders import SHARED_DATA
 from tests.metrics.cocogen import pycocotools_eval
 
-SHARED = Path("/work/shared/data")
+SHARED = SHARED_DATA
 pytestmark = [pytest.mark.skipif(not SHARED.exists(), reason="shared data samples not on this machine"),
               # pycocotools' mask decoding warns under numpy 2 (its issue; our code paths do not)
               pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")]
