@@ -244,7 +244,7 @@ input 320 fitted, 803 steps, test AP50 0.903 / AP 0.472 on its 34 test images.
 
 Prediction size again, and zoom (same machine and split, 15 minutes; nothing here was kept). Four Face
 Mask checkpoints predicting at 576 px instead of 384 (nothing retrained) scored test AP50 +0.037, +0.011,
-+0.007 and +0.004 (COCO AP -0.01 to +0.005); on Penn-Fudan 440 px instead of 320 lost 0.14. A fit rule
++0.004 and +0.001 (COCO AP -0.016 to +0.007); on Penn-Fudan 440 px instead of 320 lost 0.14. A fit rule
 that upscales prediction until 97 % of the training boxes span two stride-8 cells (576 on Face Mask, 288
 on Penn-Fudan) was trained end to end: validation at 576 px costs more, so 1,079 steps instead of 1,360,
 and test AP50 0.433 (0.429 from the same checkpoint at 384) against 0.443. Zoom [0.6, 2.0] instead of
