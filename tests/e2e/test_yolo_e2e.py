@@ -29,6 +29,12 @@ def test_yolo_folder_on_data_and_train_pages(app, app_roots):
     app.settle()
     app.page.get_by_role("button", name="Open folder").click()
     app.settle()
+    # The page reruns after "Open folder"; under load settle() can return while the previous dataset's
+    # metrics are still shown (CI once read "VOC" here), so wait for the new dataset's format.
+    from playwright.sync_api import expect
+
+    format_value = app.page.locator('[data-testid="stMetric"]', has_text="Format").first
+    expect(format_value.locator('[data-testid="stMetricValue"]')).to_have_text("YOLO", timeout=60_000)
     app.wait_for_charts()
     app.assert_no_exception()
     assert app.metric_value("Format") == "YOLO" and app.metric_value("Images") == "8"
