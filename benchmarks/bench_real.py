@@ -69,6 +69,7 @@ def _arm(data: str, preset: str, run_dir: Path, args) -> dict:
     result = evaluate_run(run_dir, split="test", device="cpu")
     eval_s = time.perf_counter() - t1
     summary = result.summary()
+    alone = _detector_alone(run_dir)
     started = [e["time"] for e in run.events("status") if e.get("status") == "running"]
     start = started[0] if started else (steps[0]["time"] if steps else time.time())
     curve = [{"minutes": round((e["time"] - start) / 60, 2), "val_AP50": (e.get("metrics") or {}).get("AP50")}
@@ -84,11 +85,24 @@ def _arm(data: str, preset: str, run_dir: Path, args) -> dict:
         "images_per_s": round(statistics.median([s["images_per_s"] for s in (steps[3:] or steps)] or [0.0]), 2),
         "load": [round(load_before, 2), round(load_after, 2)],
         "test_AP50": summary["AP50"], "test_AP": summary["AP"],
+        "classifier": next((r.get("message") for r in reversed(run.events("classifier"))
+                            if r.get("phase") in ("finished", "skipped")), None),
+        "test_AP50_detector_alone": alone and alone["AP50"], "test_AP_detector_alone": alone and alone["AP"],
         "per_class_AP50": {r["class"]: r.get("AP50") for r in result.per_class().to_dict("records")},
         "val_curve": curve, "geometry": g.describe(geometry),
         "best_possible_recall_test": g.best_possible_recall(layout, geometry, test_boxes),
         "default_best_possible_recall_test": g.best_possible_recall(layout, layout.default_geometry(), test_boxes),
     }
+
+
+def _detector_alone(run_dir: Path) -> dict | None:
+    """Test AP / AP50 of the run's detector without its crop classifier (None when it has none)."""
+    from detcore.evaluation import evaluate_run
+    from detcore.train.runs import Run, classifier_note
+
+    if classifier_note(Run(run_dir).log().classifier) is None:  # no classifier kept
+        return None
+    return evaluate_run(run_dir, split="test", device="cpu", rescore=False).summary()
 
 
 def _arm_in_child(job: tuple) -> dict:
@@ -141,6 +155,10 @@ def main() -> int:
         print(f"    {r['preset']}: {r['status']}: {r['message']}; {r['steps']} steps at {r['images_per_s']} images/s "
               f"(load {r['load'][0]} -> {r['load'][1]}); test AP50 {r['test_AP50']:.4f}, AP {r['test_AP']:.4f}",
               flush=True)
+        if r["classifier"]:
+            alone = (f"; the detector alone: test AP50 {r['test_AP50_detector_alone']:.4f}, "
+                     f"AP {r['test_AP_detector_alone']:.4f}") if r["test_AP50_detector_alone"] is not None else ""
+            print(f"    {r['preset']}: {r['classifier']}{alone}", flush=True)
 
     print("\narm            model                           images/s  test AP50  test AP   recall ceiling (test boxes)")
     for r in results:

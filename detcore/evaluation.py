@@ -64,14 +64,16 @@ def split_samples(run_dir: str | Path, parsed: ParsedDataset, split: str = "test
 
 
 def run_predictions(run_dir: str | Path, data: str | Path | None = None, *, split: str = "test",
-                    checkpoint: str = "best", device: str = "auto",
-                    progress: ProgressFn | None = None) -> tuple[list[Sample], list[Detections]]:
-    """(ground-truth samples, detections) of the run's model on the split, from cache when valid."""
+                    checkpoint: str = "best", device: str = "auto", progress: ProgressFn | None = None,
+                    rescore: bool = True) -> tuple[list[Sample], list[Detections]]:
+    """(ground-truth samples, detections) of the run's model on the split, from cache when valid;
+    ``rescore=False``: the detector's own scores, without the run's crop classifier."""
     run_dir = Path(run_dir)
     parsed = load_run_dataset(run_dir, data)
     samples = split_samples(run_dir, parsed, split)
-    return samples, _cached_predictions(run_dir, parsed.root, samples, f"predictions-{split}", checkpoint=checkpoint,
-                                        device=device, progress=progress)
+    name = f"predictions-{split}" + ("" if rescore else "-detector")
+    return samples, _cached_predictions(run_dir, parsed.root, samples, name, checkpoint=checkpoint,
+                                        device=device, progress=progress, rescore=rescore)
 
 
 def image_predictions(run_dir: str | Path, data: str | Path | None, image_ids: list[str], *,
@@ -92,7 +94,7 @@ def image_predictions(run_dir: str | Path, data: str | Path | None, image_ids: l
 
 
 def _cached_predictions(run_dir: Path, root: Path, samples: list[Sample], name: str, *, checkpoint: str,
-                        device: str, progress: ProgressFn | None) -> list[Detections]:
+                        device: str, progress: ProgressFn | None, rescore: bool = True) -> list[Detections]:
     """The checkpoint's detections on ``samples``, from ``RUN/eval/<name>-<checkpoint>.npz`` while its key
     (checkpoint, images, dataset) still holds, else predicted and cached."""
     ckpt = Run(run_dir).checkpoint(checkpoint)
@@ -100,18 +102,19 @@ def _cached_predictions(run_dir: Path, root: Path, samples: list[Sample], name: 
     cache = run_dir / "eval" / f"{name}-{ckpt.stem}.npz"
     dets = _read_cache(cache, key)
     if dets is None:
-        dets = _predict(run_dir, samples, checkpoint=checkpoint, device=device, progress=progress)
+        dets = _predict(run_dir, samples, checkpoint=checkpoint, device=device, progress=progress, rescore=rescore)
         _write_cache(cache, key, dets)
     return dets
 
 
 def evaluate_run(run_dir: str | Path, data: str | Path | None = None, *, split: str = "test",
                  checkpoint: str = "best", iou_type: str = "bbox", device: str = "auto",
-                 progress: ProgressFn | None = None):
-    """COCO-style EvaluationResult of the run's checkpoint on its saved ``split`` (``iou_type`` bbox or segm)."""
+                 progress: ProgressFn | None = None, rescore: bool = True):
+    """COCO-style EvaluationResult of the run's checkpoint on its saved ``split`` (``iou_type`` bbox or segm);
+    ``rescore=False`` scores the detector without the run's crop classifier."""
     check_iou_type(run_dir, iou_type)
     samples, dets = run_predictions(run_dir, data, split=split, checkpoint=checkpoint, device=device,
-                                    progress=progress)
+                                    progress=progress, rescore=rescore)
     check_masks(samples, iou_type, data if data is not None else Run(run_dir).config().data)
     return evaluate_detections(samples, dets, Run(run_dir).classes(), iou_type=iou_type)
 
@@ -134,18 +137,18 @@ def check_masks(samples: list[Sample], iou_type: str, data) -> None:
 
 
 def export_coco(run_dir: str | Path, out_dir: str | Path, data: str | Path | None = None, *, split: str = "test",
-                checkpoint: str = "best", device: str = "auto") -> tuple[Path, Path]:
+                checkpoint: str = "best", device: str = "auto", rescore: bool = True) -> tuple[Path, Path]:
     """Write the split's ground truth and the run's predictions as a COCO pair (``gt.json``,
     ``detections.json``) into ``out_dir``; masks as RLE when the model predicts them and the ground
     truth has them. pycocotools (or ``evaluate --gt --dt``) on the pair gives our numbers."""
-    samples, dets = run_predictions(run_dir, data, split=split, checkpoint=checkpoint, device=device)
+    samples, dets = run_predictions(run_dir, data, split=split, checkpoint=checkpoint, device=device, rescore=rescore)
     with_masks = model_info(Run(run_dir).config().model).has_masks and has_instance_masks(samples)
     return write_coco_pair(out_dir, samples, dets, Run(run_dir).classes(), with_masks=with_masks)
 
 
 def _predict(run_dir: Path, samples: list[Sample], *, checkpoint: str, device: str,
-             progress: ProgressFn | None) -> list[Detections]:
-    predictor = Predictor.from_run(run_dir, checkpoint=checkpoint, device=device)
+             progress: ProgressFn | None, rescore: bool = True) -> list[Detections]:
+    predictor = Predictor.from_run(run_dir, checkpoint=checkpoint, device=device, rescore=rescore)
     out: list[Detections] = []
     for start in range(0, len(samples), PREDICT_CHUNK):
         chunk = samples[start:start + PREDICT_CHUNK]

@@ -3,6 +3,8 @@
 The model's own score threshold is lowered to the caller's ``score_floor`` so the app can
 re-threshold (a slider, per-class thresholds) without running the model again. Labels leave as
 class indices (model label − 1); Mask R-CNN masks leave thresholded at 0.5 as bool (N, H, W).
+A checkpoint with a crop classifier (``classifier_minutes``) re-scores every prediction with it
+(detcore/crop_classifier.py); ``rescore=False`` gives the detector's own scores.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import torch
 
 from detcore.catalog import model_info
 from detcore.checkpoints import check_matches_run, load_checkpoint
+from detcore.crop_classifier import ModelView, Rescorer, load_rescorer
 from detcore.errors import CheckpointError, DataError
 from detcore.models import build_model
 from detcore.structures import Detections
@@ -62,8 +65,11 @@ class Predictor:
     """Holds one eval-mode model on one device; ``predict`` is safe to call from several threads."""
 
     def __init__(self, model: torch.nn.Module, classes: list[str], *, device: torch.device,
-                 checkpoint_path: Path | None = None, model_name: str | None = None):
+                 checkpoint_path: Path | None = None, model_name: str | None = None,
+                 rescorer: Rescorer | None = None):
         self.model = model.to(device).eval()
+        self.rescorer = rescorer.to(device).eval() if rescorer is not None else None
+        self.view = ModelView(self.model.transform).to(device) if rescorer is not None else None
         self.classes = list(classes)
         self.device = device
         self.checkpoint_path = checkpoint_path
@@ -71,8 +77,10 @@ class Predictor:
         self._lock = threading.Lock()
 
     @classmethod
-    def from_run(cls, run_dir: str | Path, *, checkpoint: str = "best", device: str = "auto") -> "Predictor":
-        """The run's checkpoint (``best`` falling back to ``last``, ``last``, or a .pt path) on ``device``."""
+    def from_run(cls, run_dir: str | Path, *, checkpoint: str = "best", device: str = "auto",
+                 rescore: bool = True) -> "Predictor":
+        """The run's checkpoint (``best`` falling back to ``last``, ``last``, or a .pt path) on ``device``;
+        with its crop classifier, if it has one, unless ``rescore`` is False."""
         run = Run(run_dir)
         config, classes = run.config(), run.classes()
         path = run.checkpoint(checkpoint)
@@ -82,7 +90,14 @@ class Predictor:
         model = build_model(model_name, classes=classes, weights="none", min_size=config.min_size,
                             max_size=config.max_size, geometry=config.geometry)
         _load_weights(model, ckpt["model"], path)
-        return cls(model, classes, device=resolve_device(device), checkpoint_path=path, model_name=model_name)
+        rescorer = None
+        if rescore and ckpt.get("classifier") is not None:
+            try:
+                rescorer = load_rescorer(ckpt["classifier"], model, len(classes))
+            except ValueError as e:
+                raise CheckpointError(path, f"has a crop classifier that cannot be used: {e}") from None
+        return cls(model, classes, device=resolve_device(device), checkpoint_path=path, model_name=model_name,
+                   rescorer=rescorer)
 
     def predict(self, images: Sequence[np.ndarray], *, image_ids: Sequence[str] | None = None,
                 score_floor: float = 0.05, batch_size: int | None = None) -> list[Detections]:
@@ -100,9 +115,16 @@ class Predictor:
             _set_score_floor(self.model, float(score_floor))
             for start in range(0, len(tensors), max(1, batch_size)):
                 batch = [t.to(self.device, non_blocking=True) for t in tensors[start:start + batch_size]]
-                for name, raw in zip(ids[start:start + batch_size], self.model(batch)):
+                for name, raw in zip(ids[start:start + batch_size], self._run(batch)):
                     out.append(_to_detections(name, raw, score_floor))
         return out
+
+    def _run(self, batch: list[torch.Tensor]) -> list[dict]:
+        """The model's raw outputs for ``batch``, re-scored by the crop classifier when there is one."""
+        outputs = self.model(batch)
+        if self.rescorer is None:
+            return outputs
+        return [self.rescorer(*self.view(image), raw) for image, raw in zip(batch, outputs)]
 
     def predict_soft_masks(self, image: np.ndarray, *, image_id: str = "0",
                            score_floor: float = 0.05) -> tuple[Detections, np.ndarray | None]:
@@ -112,7 +134,7 @@ class Predictor:
         tensor = _to_tensor(image, image_id)
         with self._lock, torch.inference_mode():
             _set_score_floor(self.model, float(score_floor))
-            raw = self.model([tensor.to(self.device)])[0]
+            raw = self._run([tensor.to(self.device)])[0]
         dets = _to_detections(image_id, raw, score_floor)
         if "masks" not in raw:
             return dets, None

@@ -11,7 +11,7 @@ import streamlit as st
 
 from detcore import viz
 from detcore.metrics.errors import ERROR_KINDS
-from detcore.train.runs import Run, Thresholds
+from detcore.train.runs import Run, Thresholds, classifier_note
 from ui.auth import has_access, still_allowed
 from ui.evaluate_options import coco_downloads_ui, error_picture_ui, evaluation_choice_ui, metrics_json
 from ui.export import export_ui
@@ -167,7 +167,9 @@ def tuning_ui(run_dir: Path, evaluated) -> None:
 
 page_shell("Evaluate")
 run_dir = current_run_or_offer_demo("No trained run yet — train one to evaluate it.")
-st.caption(f"Run `{run_dir.name}` · matches are computed once; thresholds only re-read them")
+_note = classifier_note(Run(run_dir).log().classifier)
+st.caption(f"Run `{run_dir.name}` · matches are computed once; thresholds only re-read them"
+           + (f" · {_note}" if _note else ""))
 split, iou_type = evaluation_choice_ui(run_dir)  # the parts the run has; bbox / segm for mask models
 with shown_errors():
     evaluation = load_evaluation(run_dir, split, iou_type)

@@ -15,7 +15,7 @@ from detcore.errors import DetcoreError
 from detcore.geometry import describe
 from detcore.train.config import TrainConfig, config_from_preset
 from detcore.train.presets import PRESETS
-from detcore.train.runs import Run, Status, run_summaries
+from detcore.train.runs import Run, Status, classifier_line, run_summaries
 from ui import state
 from ui.auth import still_allowed
 from ui.devices import devices_ui
@@ -89,6 +89,12 @@ def config_form_ui() -> tuple[TrainConfig, int] | None:
                                      help="Train for this long: the LR schedule is laid over the steps that fit, "
                                           "training stops in time to validate and keep the best checkpoint; "
                                           "epochs then only shape the schedule")
+        classifier_minutes = c2.number_input(
+            "Crop classifier, minutes (0 = off)", 0.0, 10_000.0, float(base.classifier_minutes), step=0.5,
+            key=k + "classifier_minutes",
+            help="After the detector, train a small classifier on crops of the training boxes that re-scores "
+                 "each detected object's class (detection score x class probability). It is kept only if it "
+                 "raises validation AP; one-class data skips it. Under a time limit these minutes are part of it.")
         extras = form_sections_ui(base, k)  # augmentation, optimizer & schedule extras, local weights
         if not st.form_submit_button("Start training", type="primary", icon=":material/play_arrow:"):
             return None
@@ -97,7 +103,8 @@ def config_form_ui() -> tuple[TrainConfig, int] | None:
                      eval_every=int(eval_every), max_iters_per_epoch=int(max_iters) or None,
                      anchors=base.anchors if anchors.startswith("explicit") else anchors,
                      input_size=input_size if input_size in ("default", "auto") else int(input_size),
-                     time_limit=float(time_limit) or None)  # 0 on the form means none, even where the preset has one
+                     time_limit=float(time_limit) or None,  # 0 on the form means none, even where the preset has one
+                     classifier_minutes=float(classifier_minutes))
     if model != base.model and isinstance(base.anchors, dict):
         overrides["anchors"] = "auto"  # the preset's explicit anchors belong to its own model
     extras = start_values(extras)  # a local weights file: saved / checked here
@@ -130,6 +137,8 @@ def progress_ui(run: Run, snapshot: dict | None) -> Status:
     elif status == Status.COMPLETED and run.message():
         st.caption(f"Completed: {run.message()}")
     setup_caption_ui(run)
+    if log.classifier is not None:
+        classifier_ui(log.classifier, running=status == Status.RUNNING)
     if log.skipped:
         st.caption(f"{log.skipped} malformed line(s) of {run.events_path.name} were skipped.")
     if steps:
@@ -186,6 +195,21 @@ def setup_caption_ui(run: Run) -> None:
         notes.append(f"Time limit: {config.time_limit:g} min")
     if notes:
         st.caption(" · ".join(notes))
+
+
+def classifier_ui(record: dict, *, running: bool) -> None:
+    """The crop classifier stage: what it is doing, or whether it was kept and what it did on validation."""
+    if record.get("phase") == "finished":
+        before, after = record.get("detector") or {}, record.get("rescored") or {}
+        if before.get("AP50") is not None and after.get("AP50") is not None:
+            verdict = "kept — predictions are re-scored by it" if record.get("kept") else \
+                "not kept — it did not raise validation AP, so predictions keep the detector's scores"
+            st.caption(f"Crop classifier {verdict}. Validation ({record.get('images', '?')} images): AP50 "
+                       f"{before['AP50']:.3f} → {after['AP50']:.3f}, AP {before.get('AP') or 0:.3f} → "
+                       f"{after.get('AP') or 0:.3f}.")
+            return
+    if running or record.get("phase") in ("finished", "skipped"):
+        st.caption(classifier_line(record))
 
 
 def rate_chart_ui(steps: list[dict]) -> None:

@@ -42,6 +42,8 @@ def register(subparsers) -> None:
     p.add_argument("--export-coco", metavar="DIR",
                    help="also write the split's ground truth and the predictions as COCO JSON (gt.json, "
                         "detections.json; masks as RLE for mask models) into DIR")
+    p.add_argument("--no-classifier", action="store_true",
+                   help="score the detector alone, without the run's crop classifier (see train --classifier-minutes)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(handler=run_evaluate)
 
@@ -65,10 +67,12 @@ def _result_for(args):
 
     check_iou_type(args.run_dir, args.iou_type)
     print(f"evaluating run {args.run_dir} on split {args.split!r} ({args.iou_type})", file=sys.stderr)
+    rescore = not args.no_classifier
     result = evaluate_run(args.run_dir, args.data, split=args.split, checkpoint=args.checkpoint,
-                          iou_type=args.iou_type)
+                          iou_type=args.iou_type, rescore=rescore)
     if args.export_coco:
-        gt, dt = export_coco(args.run_dir, args.export_coco, args.data, split=args.split, checkpoint=args.checkpoint)
+        gt, dt = export_coco(args.run_dir, args.export_coco, args.data, split=args.split, checkpoint=args.checkpoint,
+                             rescore=rescore)
         print(f"wrote {gt} and {dt}", file=sys.stderr)
     return result, Run(args.run_dir)
 

@@ -28,7 +28,7 @@ from detcore.errors import ConfigError
 from detcore.paths import runs_root
 from detcore.train.config import TrainConfig, config_from_preset
 from detcore.train.presets import PRESETS
-from detcore.train.runs import Run, Status, new_run_dir
+from detcore.train.runs import Run, Status, classifier_line, new_run_dir
 from detcore.train.state import Callback
 
 # flag name → TrainConfig field, for flags that map one to one
@@ -39,6 +39,7 @@ _FIELDS = {"data": "data", "format": "data_format", "model": "model", "weights":
            "min_size": "min_size", "max_size": "max_size", "eval_every": "eval_every",
            "max_iters_per_epoch": "max_iters_per_epoch", "anchors": "anchors", "input_size": "input_size",
            "max_input_size": "max_input_size", "time_limit": "time_limit",
+           "classifier_minutes": "classifier_minutes",
            "split_method": "split_method"}
 # More settings with a flag each (issue 10: the CLI sets everything the Train form sets).
 _OPTIM_FIELDS = {"momentum": "momentum", "weight_decay": "weight_decay", "schedule": "schedule",
@@ -98,6 +99,10 @@ def register(subparsers) -> None:
     p.add_argument("--time-limit", type=float, metavar="MINUTES",
                    help="wall-clock budget: the LR schedule is laid over the steps that fit, training stops in "
                         "time to validate and keep the best checkpoint (epochs then do not cap the run)")
+    p.add_argument("--classifier-minutes", type=float, metavar="MINUTES",
+                   help="after the detector, train a crop classifier for this long that re-scores each detected "
+                        "object's class from a crop of it; kept only if it raises validation AP (0 = off; "
+                        "under --time-limit the minutes are part of the limit)")
     p.add_argument("--max-iters-per-epoch", type=int, help="cap iterations per epoch (smoke runs)")
     _add_more_setting_flags(p)
     p.add_argument("--out", help="run directory (default: a new folder under $DETBOARD_RUNS)")
@@ -306,6 +311,8 @@ class ProgressPrinter(Callback):
             loss = f"val_loss {r['val_loss']:.4f} " if r.get("val_loss") is not None else ""
             print(("\n" if self.tty else "") + f"epoch {r['epoch'] + 1} done: {loss}{val}".rstrip(),
                   file=sys.stderr, flush=True)
+        elif r["type"] == "classifier":
+            print(("\n" if self.tty else "") + classifier_line(r), file=sys.stderr, flush=True)
         elif r["type"] == "status":
             print(("\n" if self.tty else "") + f"status: {r['status']} {r.get('message', '')}".rstrip(),
                   file=sys.stderr, flush=True)

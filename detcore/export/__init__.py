@@ -11,7 +11,8 @@ in ONNX ``metadata_props`` and in TorchScript extra files (``METADATA_KEYS``):
 - ``score_floor`` — the exported graph drops scores below it; thresholds are never lower;
 - ``input``, ``normalization``, ``resize``, ``outputs``, ``mask_threshold`` — how to feed it and
   read it (normalisation and resize happen inside the graph);
-- ``model``, ``run``, ``checkpoint``, ``epoch``, ``metrics``, ``detboard_version``, ``format_version``.
+- ``model``, ``run``, ``checkpoint``, ``epoch``, ``metrics``, ``detboard_version``, ``format_version``;
+- ``crop_classifier`` — the run's crop classifier (its settings) when the graph re-scores with it, else null.
 
 ``detcore.export.runtime.ExportedModel`` loads such a file back (``predict FILE``). docs/export.md
 shows both formats run with plain onnxruntime / torch.
@@ -32,7 +33,7 @@ DEFAULT_SCORE_FLOOR = 0.05  # the Predict page's floor: exported files keep what
 MASK_THRESHOLD = 0.5
 METADATA_KEYS = ("format_version", "detboard_version", "model", "run", "checkpoint", "epoch", "classes",
                  "thresholds", "thresholds_source", "score_floor", "input", "normalization", "resize",
-                 "outputs", "mask_threshold", "metrics")
+                 "outputs", "mask_threshold", "metrics", "crop_classifier")
 
 
 def default_export_path(run_dir: str | Path, fmt: str, checkpoint_path: Path) -> Path:
@@ -64,7 +65,8 @@ def export_run(run_dir: str | Path, fmt: str, *, out: str | Path | None = None, 
     ckpt = load_checkpoint(predictor.checkpoint_path)
     metadata = _metadata(run_dir, predictor, spec, ckpt, thresholds, floor,
                          thresholds_source=run.thresholds_path.name if saved.saved else "default")
-    module = graph.exportable(predictor.model, score_floor=floor, with_masks=spec.has_masks)
+    module = graph.exportable(predictor.model, score_floor=floor, with_masks=spec.has_masks,
+                              rescorer=predictor.rescorer)
     example = graph.example_image(spec.fixed_size)
     path = Path(out) if out else default_export_path(run_dir, fmt, predictor.checkpoint_path)
     texts = {k: json.dumps(v) for k, v in metadata.items()}
@@ -114,6 +116,9 @@ def _metadata(run_dir: Path, predictor, spec, ckpt: dict, thresholds: list[float
         "outputs": outputs,
         "mask_threshold": MASK_THRESHOLD if spec.has_masks else None,
         "metrics": metrics,
+        "crop_classifier": ({"spec": ckpt["classifier"]["spec"], "applied": "inside the model: each detected object's "
+                             "class re-scored from a crop of it (score = object score x class probability)"}
+                            if predictor.rescorer is not None else None),
     }
 
 

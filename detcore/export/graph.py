@@ -28,6 +28,8 @@ import torchvision
 from torch import Tensor, nn
 from torchvision.models.detection.transform import GeneralizedRCNNTransform
 
+from detcore.crop_classifier import ModelView
+
 ONNX_OPSET = 17
 
 
@@ -96,6 +98,24 @@ class ExportableMaskDetector(ExportableDetector):
         return d["boxes"][keep], d["labels"][keep] - 1, d["scores"][keep], d["masks"][keep]
 
 
+class RescoredDetector(ExportableDetector):
+    """ExportableDetector whose detections are re-scored by the run's crop classifier — the same
+    ``Rescorer`` the Predictor runs (detcore/crop_classifier.py), cut at ``score_floor`` again since
+    re-scoring lowers scores."""
+
+    def __init__(self, model: nn.Module, rescorer: nn.Module, score_floor: float):
+        super().__init__(model)
+        self.view = ModelView(model.transform)
+        self.rescorer = rescorer.eval()
+        self.score_floor = float(score_floor)
+
+    def forward(self, image: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
+        view, factor = self.view(image)
+        d = self.rescorer(view, factor, self._detect(image))
+        keep = (d["labels"] > 0) & (d["scores"] >= self.score_floor)
+        return d["boxes"][keep], d["labels"][keep] - 1, d["scores"][keep]
+
+
 def set_score_floor(model: nn.Module, floor: float) -> None:
     """Bake the score floor into the detector: it keeps ``score > thresh``, we promise ``>= floor``,
     so the threshold sits one float32 step below the floor (the runtime cuts exactly at the floor)."""
@@ -107,11 +127,15 @@ def set_score_floor(model: nn.Module, floor: float) -> None:
         model.score_thresh = thresh
 
 
-def exportable(model: nn.Module, *, score_floor: float, with_masks: bool) -> ExportableDetector:
-    """Wrap an eval-mode detector for export (the model is changed in place: transform, score floor)."""
+def exportable(model: nn.Module, *, score_floor: float, with_masks: bool,
+               rescorer: Optional[nn.Module] = None) -> ExportableDetector:
+    """Wrap an eval-mode detector (and its crop classifier's ``rescorer``, if any) for export (the model
+    is changed in place: transform, score floor)."""
     model.eval()
     model.transform = ExactResizeTransform.like(model.transform)
     set_score_floor(model, score_floor)
+    if rescorer is not None:
+        return RescoredDetector(model, rescorer, score_floor).eval()
     wrapper = ExportableMaskDetector(model) if with_masks else ExportableDetector(model)
     return wrapper.eval()
 

@@ -79,6 +79,9 @@ class TrainConfig:
     # trains), training stops in time to validate and keep the best checkpoint; epochs then only
     # shape the schedule (step decays at the same fractions) and do not cap the run
     time_limit: float | None = None
+    # minutes to train a crop classifier after the detector, which re-scores each detected object's class
+    # from a crop of it (detcore/crop_classifier.py; 0 = off). Under time_limit they are part of it.
+    classifier_minutes: float = 0.0
     # data split (ids are stored in split.json; these say how they were made)
     split_method: str = "random"
     split_seed: int = 0
@@ -151,6 +154,14 @@ class TrainConfig:
             _check(v is None or v >= 32, name, f"must be at least 32 pixels (got {v})")
         _check(self.time_limit is None or self.time_limit > 0, "time_limit",
                f"must be a positive number of minutes (got {self.time_limit})")
+        _check(self.classifier_minutes >= 0, "classifier_minutes",
+               f"must be a number of minutes >= 0; 0 = no crop classifier (got {self.classifier_minutes})")
+        if self.classifier_minutes:
+            _check(not self.time_limit or self.classifier_minutes <= self.time_limit - 1, "classifier_minutes",
+                   f"must leave the detector at least 1 of the time limit's {self.time_limit or 0:g} minutes "
+                   f"(got {self.classifier_minutes:g})")
+            _check(not spec.has_masks, "classifier_minutes",
+                   f"the crop classifier re-scores boxes only; {spec.name} predicts masks, so set it to 0")
         self._validate_geometry(spec)
         require_weights(spec.name, self.weights)  # unsupported mode, missing file, offline: say so now
         _check(set(self.augment) <= set(AUGMENT_DEFAULTS), "augment",

@@ -111,7 +111,13 @@ _RECORD_SCHEMA: dict[str, tuple[set[str], dict[str, Any]]] = {
         "status": lambda v: v in WRITTEN_STATUSES, "message": _opt(lambda v: isinstance(v, str)),
         "time": _is_number, "pid": _opt(_is_int), "host": _opt(lambda v: isinstance(v, str)),
         "thread": _opt(_is_int), "epoch": _opt(_is_int)}),
+    # the crop classifier stage (detcore/train/classifier.py): started, crops, training, finished or skipped
+    "classifier": ({"phase"}, {
+        "phase": lambda v: v in CLASSIFIER_PHASES, "message": _opt(lambda v: isinstance(v, str)),
+        "kept": lambda v: isinstance(v, bool), "detector": _number_dict, "rescored": _number_dict,
+        "left_s": _opt(_is_number), "loss": _opt(_is_number), "budget_s": _is_number, "time": _is_number}),
 }
+CLASSIFIER_PHASES = ("started", "crops", "training", "finished", "skipped")
 
 
 def valid_record(record: Any) -> bool:
@@ -124,6 +130,35 @@ def valid_record(record: Any) -> bool:
         return True
     required, checks = schema
     return required <= record.keys() and all(check(record[k]) for k, check in checks.items() if k in record)
+
+
+def classifier_line(r: dict) -> str:
+    """One line for a ``classifier`` record of events.jsonl (the CLI's progress and the Train page)."""
+    phase = r.get("phase")
+    if phase in ("finished", "skipped"):
+        text = r.get("message") or phase
+        return text if text.startswith("crop classifier") else f"crop classifier {phase}: {text}"
+    if phase == "started":
+        return f"crop classifier: started, {_clock(r.get('budget_s') or 0)} to train and check it"
+    if phase == "crops":
+        return f"crop classifier: {r.get('crops', 0)} training crops cut (per class {r.get('per_class')})"
+    loss = f", loss {r['loss']:.3f}" if r.get("loss") is not None else ""
+    return f"crop classifier: training, epoch {r.get('epochs', 0):.1f}{loss}, {_clock(r.get('left_s') or 0)} left"
+
+
+def classifier_note(record: dict | None) -> str | None:
+    """A sentence for pages that show a run's predictions when its crop classifier was kept (from the
+    stage's ``finished`` record); None otherwise."""
+    if not record or record.get("phase") != "finished" or not record.get("kept"):
+        return None
+    before, after = (record.get("detector") or {}).get("AP50"), (record.get("rescored") or {}).get("AP50")
+    change = f" (validation AP50 {before:.3f} → {after:.3f})" if before is not None and after is not None else ""
+    return f"class scores re-scored by the run's crop classifier{change}"
+
+
+def _clock(seconds: float) -> str:
+    s = int(seconds)
+    return f"{s // 60}:{s % 60:02d}"
 
 
 class EventReader:
@@ -188,6 +223,7 @@ class RunLog:
     epochs: list[dict] = field(default_factory=list)
     steps: list[dict] = field(default_factory=list)
     last_step: dict | None = None
+    classifier: dict | None = None  # the crop classifier stage's latest record
     step_stride: int = 1
     _steps_seen: int = 0
     _reader: EventReader | None = None
@@ -212,6 +248,7 @@ class RunLog:
     def _reset(self) -> None:
         self.statuses, self.epochs, self.steps = [], [], []
         self.last_step, self.step_stride, self._steps_seen = None, 1, 0
+        self.classifier = None
 
     def _add(self, record: dict) -> None:
         kind = record["type"]
@@ -219,6 +256,8 @@ class RunLog:
             self.statuses.append(record)
         elif kind == "epoch":
             self.epochs.append(record)
+        elif kind == "classifier":
+            self.classifier = record
         elif kind == "step":
             self.last_step = record
             if self._steps_seen % self.step_stride == 0:

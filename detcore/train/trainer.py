@@ -117,6 +117,7 @@ class Trainer:
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.use_amp)
         self.average = WeightAverage(self.unwrapped_model, self.config.ema_decay) if self.config.ema_decay else None
         self.state = TrainState(total_steps=self.config.epochs * self.iters_per_epoch)
+        self.classifier_entry: dict | None = None  # the crop classifier, carried into every later checkpoint
         # with a time limit, epochs do not cap the run: the budget callback ends it (``state.time_up``)
         self.epoch_limit = self.config.epochs if not self.config.time_limit else 1_000_000
 
@@ -216,9 +217,9 @@ class Trainer:
 
     def end(self, status: Status, message: str) -> str:
         self.state.status, self.state.message = status, message
-        self.fire("train_end")
-        self.emit_status(status, message)
-        return status
+        self.fire("train_end")  # the crop classifier stage may add to the message, or end it as stopped
+        self.emit_status(self.state.status, self.state.message)
+        return self.state.status
 
     # --- events, records, checkpoints ----------------------------------------------------------
     def fire(self, event: str) -> None:
@@ -245,6 +246,8 @@ class Trainer:
                          scaler=self.scaler.state_dict())
             if self.average is not None:  # "model" is the average; resume needs the raw weights as well
                 state.update(train_model=self.unwrapped_model.state_dict(), ema=self.average.state())
+        if self.classifier_entry is not None:
+            state["classifier"] = self.classifier_entry
         path = self.run.checkpoint_path(which)
         try:
             return atomic.torch_save(path, state)
@@ -265,6 +268,7 @@ class Trainer:
                 self.scaler.load_state_dict(saved["scaler"])
         except (KeyError, RuntimeError, ValueError) as e:
             raise CheckpointError(path, f"cannot resume from it: {str(e).splitlines()[0][:200]}") from None
+        self.classifier_entry = saved.get("classifier")
         s = self.state
         s.start_epoch = s.epochs_done = int(saved["epoch"])
         s.global_step = s.start_epoch * self.iters_per_epoch
@@ -321,9 +325,13 @@ def train(config: TrainConfig | None, run_dir: str | Path, *, stop_event: thread
         # fixes the BN statistics before Validation scores the model; Checkpointer keeps best.pt by
         # Validation's metrics; EpochLogger writes the epoch record after the checkpoint exists (an epoch
         # record in the file means its last.pt is on disk); EarlyStopping reads the same metrics.
-        builtin = [writer, *_time_budget(config, started), StepLogger(),
+        # CropClassifierStage trains after the last checkpoint is written; under a time limit its minutes
+        # come off the detector's budget.
+        stage = _classifier_stage(config, prepared)
+        builtin = [writer, *_time_budget(config, started, stage), StepLogger(),
                    *_precise_bn(prepared.unwrapped_model, callbacks),
-                   Validation(every=config.eval_every), Checkpointer(), EpochLogger(), *default_loggers(run.path)]
+                   Validation(every=config.eval_every), Checkpointer(), EpochLogger(), *stage,
+                   *default_loggers(run.path)]
         if config.early_stopping_patience:
             builtin.append(EarlyStopping(patience=config.early_stopping_patience))
         trainer = Trainer(prepared, callbacks=[*builtin, *callbacks], stop_event=stop_event)
@@ -352,9 +360,24 @@ def train(config: TrainConfig | None, run_dir: str | Path, *, stop_event: thread
         distributed.teardown(dist)
 
 
-def _time_budget(config: TrainConfig, started: float) -> list[Callback]:
-    """``time_limit``: lays the schedule over the budget and ends the run in time (budget.py)."""
-    return [TimeBudget(config.time_limit, started=started)] if config.time_limit else []
+def _time_budget(config: TrainConfig, started: float, stage: list[Callback]) -> list[Callback]:
+    """``time_limit``: lays the schedule over the budget and ends the run in time (budget.py); the crop
+    classifier's minutes, when it will train, are not the detector's."""
+    if not config.time_limit:
+        return []
+    trains = any(getattr(cb, "active", False) for cb in stage)
+    return [TimeBudget(config.time_limit - (config.classifier_minutes if trains else 0.0), started=started)]
+
+
+def _classifier_stage(config: TrainConfig, prepared: "PreparedRun") -> list[Callback]:
+    """The crop classifier stage (classifier.py) when ``classifier_minutes`` is set and the data has
+    two classes or more and validation images to check it on (otherwise the detector gets the time,
+    and the run's log says why there is no classifier)."""
+    if not config.classifier_minutes:
+        return []
+    from detcore.train.classifier import CropClassifierStage
+
+    return [CropClassifierStage(prepared.classes, prepared.val_samples)]
 
 
 def _precise_bn(model: torch.nn.Module, callbacks: Iterable[Callback]) -> list[Callback]:

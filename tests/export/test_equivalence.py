@@ -138,3 +138,29 @@ def test_mask_rcnn_exports_masks_that_equal_pytorch(tmp_path, pedestrian_image, 
     assert rows and all(r["label"] == "person" for r in rows)
     decoded = mask_utils.decode(dict(rows[0]["mask"], counts=rows[0]["mask"]["counts"].encode()))
     assert decoded.shape == image.shape[:2] and decoded.any()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_a_run_with_a_crop_classifier_exports_it_inside_the_graph(frcnn_run, sample_images, fmt, tmp_path, capsys):
+    # The re-scored detections (detcore/crop_classifier.py), not the detector's own, must come out of the file.
+    import shutil
+
+    import torch
+
+    from detcore.crop_classifier import CropClassifier, default_spec
+    from detcore.train.classifier import classifier_entry, store_classifier
+    from detcore.train.runs import Run
+
+    run = tmp_path / "run"
+    shutil.copytree(frcnn_run, run)
+    spec = default_spec(3)
+    torch.manual_seed(4)
+    store_classifier(Run(run), classifier_entry(spec, CropClassifier(spec), {"images": 0}))
+    exported = _export(run, fmt, tmp_path / f"rescored{SUFFIX[fmt]}", capsys)
+    assert exported.metadata["crop_classifier"]["spec"] == spec
+    _assert_equivalent(run, exported, sample_images)
+    # and they differ from the detector's own: each object is offered for every class
+    plain = Predictor.from_run(run, device="cpu", rescore=False).predict(sample_images[:1], score_floor=0.05)[0]
+    (got,) = exported.predict(sample_images[:1])
+    assert len(got) and not (len(got) == len(plain) and np.allclose(np.sort(got.scores), np.sort(plain.scores)))
