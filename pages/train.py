@@ -94,7 +94,7 @@ def config_form_ui() -> tuple[TrainConfig, int] | None:
             key=k + "classifier_minutes",
             help="After the detector, train a small classifier on crops of the training boxes that re-scores "
                  "each detected object's class (detection score x class probability). It is kept only if it "
-                 "raises validation AP; one-class data skips it. Under a time limit these minutes are part of it.")
+                 "raises validation AP; one-class data skips it. Under a time limit these minutes are part of it (at most a quarter).")
         extras = form_sections_ui(base, k)  # augmentation, optimizer & schedule extras, local weights
         if not st.form_submit_button("Start training", type="primary", icon=":material/play_arrow:"):
             return None

@@ -102,7 +102,7 @@ def register(subparsers) -> None:
     p.add_argument("--classifier-minutes", type=float, metavar="MINUTES",
                    help="after the detector, train a crop classifier for this long that re-scores each detected "
                         "object's class from a crop of it; kept only if it raises validation AP (0 = off; "
-                        "under --time-limit the minutes are part of the limit)")
+                        "under --time-limit the minutes are part of the limit, at most a quarter of it)")
     p.add_argument("--max-iters-per-epoch", type=int, help="cap iterations per epoch (smoke runs)")
     _add_more_setting_flags(p)
     p.add_argument("--out", help="run directory (default: a new folder under $DETBOARD_RUNS)")

@@ -18,7 +18,8 @@ fails), after the last checkpoint is written:
 A ``classifier`` record in events.jsonl tells each phase (the Train page shows it), ending with
 ``phase: "finished"``, ``kept`` and both validation results, or ``phase: "skipped"`` and why.
 
-Time: under ``time_limit`` the detector's budget is ``time_limit - classifier_minutes``
+Time: under ``time_limit`` the detector's budget is ``time_limit - classifier_budget()`` (``classifier_minutes``,
+at most a quarter of the limit)
 (``detcore/train/budget.py``) and this stage gets what is left of the whole run's limit; without a
 limit it gets ``classifier_minutes``. A Stop request ends the stage at once (the detector's
 checkpoints are complete; the run ends ``stopped``).
@@ -49,14 +50,14 @@ MAX_CHECK_IMAGES = 300  # validation images of the keep/drop check (their crops 
 BATCH = 64
 LR, WEIGHT_DECAY, LABEL_SMOOTHING = 2e-3, 1e-3, 0.05
 CHECK_FLOOR = 0.001  # evaluation's score floor (detcore/evaluation.py EVAL_SCORE_FLOOR)
-MIN_STAGE_S = 20.0
+MIN_STAGE_S = 5.0  # reading the images once (steps 1-2) is never cut short; training is
 
 
 def stage_seconds(config, train_seconds: float) -> float:
     """The stage's time: what is left of the run's limit, else ``classifier_minutes``."""
     if config.time_limit:
         return max(config.time_limit * 60.0 - train_seconds, MIN_STAGE_S)
-    return config.classifier_minutes * 60.0
+    return config.classifier_budget() * 60.0
 
 
 def _score(metrics: dict) -> float:

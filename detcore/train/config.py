@@ -28,6 +28,7 @@ SPLIT_METHODS = ("random", "last_n", "holdout", "imagesets")
 AUGMENT_DEFAULTS = {"hflip": 0.5, "rotate": 0.0, "scale_jitter": None, "color_jitter": 0.0, "crop": None,
                     "balanced_crops": False}
 GEOMETRY_CHOICES = ("default", "auto")
+CLASSIFIER_MAX_SHARE = 0.25  # of a time limit: cpu-real's 3.5 of 15 minutes fits under it
 MAX_LR = 1.0  # a detector's learning rate is ~1e-4..1e-1; above 1 every optimiser here diverges
 MAX_NUM_WORKERS = 64  # data-loader processes; 100,000 made the run folder, then hung spawning them
 
@@ -80,7 +81,8 @@ class TrainConfig:
     # shape the schedule (step decays at the same fractions) and do not cap the run
     time_limit: float | None = None
     # minutes to train a crop classifier after the detector, which re-scores each detected object's class
-    # from a crop of it (detcore/crop_classifier.py; 0 = off). Under time_limit they are part of it.
+    # from a crop of it (detcore/crop_classifier.py; 0 = off). Under time_limit they are part of it, at most
+    # CLASSIFIER_MAX_SHARE of it (classifier_budget)
     classifier_minutes: float = 0.0
     # data split (ids are stored in split.json; these say how they were made)
     split_method: str = "random"
@@ -96,6 +98,13 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         self.augment = {**AUGMENT_DEFAULTS, **(self.augment or {})}  # a partial dict means "the rest default"
+
+    def classifier_budget(self) -> float:
+        """Minutes the crop classifier stage trains: ``classifier_minutes``, under a time limit at most
+        ``CLASSIFIER_MAX_SHARE`` of it (so a short limit leaves the detector most of it)."""
+        if self.time_limit:
+            return min(self.classifier_minutes, self.time_limit * CLASSIFIER_MAX_SHARE)
+        return self.classifier_minutes
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -157,9 +166,6 @@ class TrainConfig:
         _check(self.classifier_minutes >= 0, "classifier_minutes",
                f"must be a number of minutes >= 0; 0 = no crop classifier (got {self.classifier_minutes})")
         if self.classifier_minutes:
-            _check(not self.time_limit or self.classifier_minutes <= self.time_limit - 1, "classifier_minutes",
-                   f"must leave the detector at least 1 of the time limit's {self.time_limit or 0:g} minutes "
-                   f"(got {self.classifier_minutes:g})")
             _check(not spec.has_masks, "classifier_minutes",
                    f"the crop classifier re-scores boxes only; {spec.name} predicts masks, so set it to 0")
         self._validate_geometry(spec)

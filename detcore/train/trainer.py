@@ -366,7 +366,7 @@ def _time_budget(config: TrainConfig, started: float, stage: list[Callback]) -> 
     if not config.time_limit:
         return []
     trains = any(getattr(cb, "active", False) for cb in stage)
-    return [TimeBudget(config.time_limit - (config.classifier_minutes if trains else 0.0), started=started)]
+    return [TimeBudget(config.time_limit - (config.classifier_budget() if trains else 0.0), started=started)]
 
 
 def _classifier_stage(config: TrainConfig, prepared: "PreparedRun") -> list[Callback]:

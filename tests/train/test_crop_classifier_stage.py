@@ -87,6 +87,11 @@ def test_a_stored_classifier_rescores_every_prediction_path_alike(staged_run, tm
     for box, scores in complete.items():
         best_plain = plain.scores[np.all(plain.boxes == np.float32(box), axis=1)].max()
         assert sum(scores) == pytest.approx(float(best_plain), rel=1e-5)
+    # the Predict page's path (one image, bounded memory) gives the same detections
+    from detcore.image_prediction import predict_image
+
+    shown_in_app = predict_image(Predictor.from_run(run.path, device="cpu"), image_path, score_floor=0.0).detections
+    assert np.array_equal(shown_in_app.boxes, rescored.boxes) and np.array_equal(shown_in_app.scores, rescored.scores)
     # the CLI, in a new process, predicts the same detections from the checkpoint
     out = subprocess.run([sys.executable, "-m", "detcore", "predict", str(run.path), str(image_path), "--json",
                           "--score-threshold", "0.0", "--device", "cpu"], cwd=REPO, capture_output=True, text=True)
@@ -128,11 +133,13 @@ def test_one_class_skips_the_stage_and_the_detector_keeps_the_whole_time_limit(t
     assert _time_budget(config, 0.0, [trains])[0].limit == 11.5 * 60
     assert _time_budget(config, 0.0, [skips])[0].limit == 15 * 60
     assert _time_budget(config, 0.0, [])[0].limit == 15 * 60
+    # a short limit: the classifier gets at most a quarter of it
+    short = TrainConfig(time_limit=2, classifier_minutes=3.5)
+    assert short.classifier_budget() == 0.5 and _time_budget(short, 0.0, [trains])[0].limit == 1.5 * 60
 
 
 @pytest.mark.parametrize("values, problem", [
     (dict(classifier_minutes=-1), "minutes >= 0"),
-    (dict(time_limit=3, classifier_minutes=2.5), "at least 1 of the time limit"),
     (dict(model="maskrcnn_resnet50_fpn", classifier_minutes=1), "re-scores boxes only"),
 ])
 def test_settings_the_stage_cannot_work_with_are_refused(values, problem):
