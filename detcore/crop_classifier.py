@@ -160,9 +160,13 @@ class Rescorer(nn.Module):
         top = torch.topk(all_scores, min(self.max_detections, int(all_scores.shape[0]))).indices
         return {"boxes": all_boxes[top], "scores": all_scores[top], "labels": all_labels[top]}
 
-    def forward(self, view: Tensor, factor: Tensor, raw: Dict[str, Tensor]) -> Dict[str, Tensor]:
+    def prepare(self, view: Tensor, factor: Tensor, raw: Dict[str, Tensor]) -> Tuple[Tensor, Tensor, Tensor]:
+        """The objects (boxes, scores) of a raw output and their crops: everything before the classifier."""
         boxes, scores = self.objects(raw["boxes"], raw["scores"], raw["labels"])
-        crops = object_crops(view, boxes * factor, self.crop_size, self.margin)
+        return boxes, scores, object_crops(view, boxes * factor, self.crop_size, self.margin)
+
+    def forward(self, view: Tensor, factor: Tensor, raw: Dict[str, Tensor]) -> Dict[str, Tensor]:
+        boxes, scores, crops = self.prepare(view, factor, raw)
         return self.combine(boxes, scores, self.probabilities(crops))
 
 

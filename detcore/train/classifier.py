@@ -12,16 +12,15 @@ fails), after the last checkpoint is written:
    weights 1/sqrt(frequency) (rare classes count more, as the detector's balanced crops do), label
    smoothing, mirror images and brightness changes;
 4. on the validation images, the detector alone and re-scored are scored with the run's validation
-   metric (AP); the classifier is written into ``best.pt`` and ``last.pt`` only when re-scoring does
-   raise it, so a dataset where it does not help keeps the detector's own scores.
+   metric (AP); the classifier is written into ``best.pt`` and ``last.pt`` only when re-scoring
+   raises it, so a dataset where it does not help keeps the detector's own scores.
 
 A ``classifier`` record in events.jsonl tells each phase (the Train page shows it), ending with
 ``phase: "finished"``, ``kept`` and both validation results, or ``phase: "skipped"`` and why.
 
-Time: under ``time_limit`` the detector's budget is ``time_limit - classifier_budget()`` (``classifier_minutes``,
-at most a quarter of the limit)
-(``detcore/train/budget.py``) and this stage gets what is left of the whole run's limit; without a
-limit it gets ``classifier_minutes``. A Stop request ends the stage at once (the detector's
+Time: under ``time_limit`` the detector's budget (``detcore/train/budget.py``) is ``time_limit -
+classifier_budget()`` (``classifier_minutes``, at most a quarter of the limit) and this stage gets what is
+left of the whole run's limit; without a limit it gets ``classifier_minutes``. A Stop request ends the stage at once (the detector's
 checkpoints are complete; the run ends ``stopped``).
 """
 
@@ -133,9 +132,7 @@ class CropClassifierStage(Callback):
                 image = _tensor(load_rgb(s.image_path)).to(device)
                 raw = model([image])[0]
                 plain.append(_to_detections(s.image_id, raw, CHECK_FLOOR))
-                boxes, scores = probe.objects(raw["boxes"], raw["scores"], raw["labels"])
-                view, factor = model_view(model.transform, image)
-                held.append((boxes, scores, object_crops(view, boxes * factor, spec["crop_size"], spec["margin"])))
+                held.append(probe.prepare(*model_view(model.transform, image), raw))  # the Predictor's first half
 
         # 2. crops of the training boxes
         crops, labels = self.training_crops(t, model, spec, device)
